@@ -1,0 +1,298 @@
+"""Everything off the hot path: health, readiness, models, metrics and `/admin/*`.
+
+Admin output never shows a secret: keys, tokens and secret-looking header values read `***`.
+`/admin/*` needs `Authorization: Bearer <admin_key>` when one is set, and a loopback client
+when not.
+"""
+
+import asyncio
+import hashlib
+import hmac
+import ipaddress
+import time
+from pathlib import Path
+from typing import Any
+
+from litestar import Request, Response, get, post
+from litestar.datastructures import State
+
+from proxy import auth, errors
+from proxy.config import Backend, Config
+from proxy.reload import Runtime, Snapshot
+
+_SECRET_HEADER_HINTS = ("auth", "key", "token", "secret", "password", "cookie", "signature")
+
+
+def runtime_of(state: State) -> Runtime:
+    runtime: Runtime = state.runtime
+    return runtime
+
+
+def _is_loopback(request: Request[Any, Any, Any]) -> bool:
+    client = request.client
+    if client is None:
+        return False
+    try:
+        return ipaddress.ip_address(client.host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_admin(request: Request[Any, Any, Any], snapshot: Snapshot) -> None:
+    admin_key = snapshot.settings.admin_key
+    if admin_key is None:
+        if not _is_loopback(request):
+            raise errors.Forbidden(
+                "admin endpoints answer only loopback clients when settings.admin_key is not set"
+            )
+        return
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    given = hashlib.sha256(value.strip().encode()).digest()
+    wanted = hashlib.sha256(admin_key.reveal().encode()).digest()
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given, wanted):
+        raise errors.Unauthorized("admin endpoints need 'Authorization: Bearer <admin_key>'")
+
+
+def _caller(request: Request[Any, Any, Any], snapshot: Snapshot) -> Any:
+    authorization = request.headers.get("authorization")
+    api_key = request.headers.get("x-api-key")
+    return snapshot.keyring.identify(
+        authorization.encode("latin-1") if authorization else None,
+        api_key.encode("latin-1") if api_key else None,
+    )
+
+
+@get("/health", sync_to_thread=False)
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/ready", sync_to_thread=False)
+def ready(state: State) -> Response[dict[str, Any]]:
+    runtime = runtime_of(state)
+    snapshot = runtime.snapshot
+    now = time.monotonic()
+    live = [
+        b.name
+        for b in snapshot.config.backends
+        if b.enabled
+        and not all(not c.usable(now) for k, c in runtime.circuits.items() if k.backend == b.name)
+    ]
+    ok = bool(live)
+    body = {"status": "ready" if ok else "unavailable", "generation": snapshot.generation}
+    return Response(body, status_code=200 if ok else 503)
+
+
+def _anthropic_shape(request: Request[Any, Any, Any]) -> bool:
+    return "anthropic-version" in request.headers or (
+        "x-api-key" in request.headers and "authorization" not in request.headers
+    )
+
+
+def _model_entry(alias: str, created: int, anthropic: bool) -> dict[str, Any]:
+    if anthropic:
+        return {
+            "id": alias,
+            "type": "model",
+            "display_name": alias,
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created)),
+        }
+    return {"id": alias, "object": "model", "created": created, "owned_by": "llm-proxy"}
+
+
+@get("/v1/models", sync_to_thread=False)
+def list_models(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+    snapshot = runtime_of(state).snapshot
+    caller = _caller(request, snapshot)
+    created = int(snapshot.loaded_at)
+    anthropic = _anthropic_shape(request)
+    aliases = [a for a in snapshot.table.aliases if auth.allowed(caller, a)]
+    data = [_model_entry(a, created, anthropic) for a in aliases]
+    if anthropic:
+        return {
+            "data": data,
+            "has_more": False,
+            "first_id": aliases[0] if aliases else None,
+            "last_id": aliases[-1] if aliases else None,
+        }
+    return {"object": "list", "data": data}
+
+
+@get("/v1/models/{model_id:path}", sync_to_thread=False)
+def get_model(model_id: str, request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+    snapshot = runtime_of(state).snapshot
+    caller = _caller(request, snapshot)
+    alias = model_id.lstrip("/")
+    if alias not in snapshot.table.aliases or not auth.allowed(caller, alias):
+        known = ", ".join(snapshot.table.suggestions()) or "none configured"
+        raise errors.UnknownModel(
+            f"model '{alias}' is not routed here; known: {known}", param="model"
+        )
+    return _model_entry(alias, int(snapshot.loaded_at), _anthropic_shape(request))
+
+
+def _redact_headers(headers: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    return {
+        k: "***" if any(h in k.lower() for h in _SECRET_HEADER_HINTS) else v for k, v in headers
+    }
+
+
+def _backend_view(b: Backend) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "type": b.type,
+        "base_url": b.base_url,
+        "api_key": None if b.api_key is None else "***",
+        "headers": _redact_headers(b.headers),
+        "max_connections": b.max_connections,
+        "stream": b.stream,
+        "enabled": b.enabled,
+    }
+    if b.disabled:
+        view["disabled"] = b.disabled
+    if b.api_version:
+        view["api_version"] = b.api_version
+    return view
+
+
+def config_view(config: Config) -> dict[str, Any]:
+    s = config.settings
+    return {
+        "version": config.version,
+        "settings": {
+            "failure_threshold": s.failure_threshold,
+            "cooldown": s.cooldown,
+            "retries": s.retries,
+            "timeouts": {
+                "connect": s.timeouts.connect,
+                "first_byte": s.timeouts.first_byte,
+                "idle": s.timeouts.idle,
+                "total": s.timeouts.total,
+            },
+            "max_body": s.max_body,
+            "log_prompts": s.log_prompts,
+            "admin_key": None if s.admin_key is None else "***",
+            "keepalive": s.keepalive,
+            "on_disconnect": s.on_disconnect,
+        },
+        "backends": {b.name: _backend_view(b) for b in config.backends},
+        "models": {
+            m.alias: {
+                "strategy": m.strategy,
+                "targets": [
+                    {
+                        "backend": t.backend,
+                        "model": t.model,
+                        "priority": t.priority,
+                        "weight": t.weight,
+                    }
+                    for t in m.targets
+                ],
+            }
+            for m in config.models
+        },
+        "keys": None
+        if config.keys is None
+        else [
+            {"name": k.name, "key": "***", "models": k.models, "rpm": k.rpm, "tpm": k.tpm}
+            for k in config.keys
+        ],
+        "warnings": [str(w) for w in config.warnings],
+    }
+
+
+@get("/admin/config", sync_to_thread=False)
+def admin_config(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+    runtime = runtime_of(state)
+    snapshot = runtime.snapshot
+    _check_admin(request, snapshot)
+    return {
+        "path": str(runtime.path),
+        "generation": snapshot.generation,
+        "loaded_at": snapshot.loaded_at,
+        "last_reload_error": list(runtime.last_error) or None,
+        "reloads": {"ok": runtime.reloads_ok, "failed": runtime.reloads_failed},
+        "config": config_view(snapshot.config),
+    }
+
+
+@get("/admin/backends", sync_to_thread=False)
+def admin_backends(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+    runtime = runtime_of(state)
+    snapshot = runtime.snapshot
+    _check_admin(request, snapshot)
+    now = time.monotonic()
+    wall = time.time()
+    targets = []
+    for key, c in sorted(runtime.circuits.items()):
+        st = c.state(now)
+        targets.append(
+            {
+                "backend": key.backend,
+                "model": key.model,
+                "state": st,
+                "consecutive_failures": c.failures,
+                "reopens_at": wall + (c.open_until - now) if st == "open" else None,
+                "last_error": c.last_error,
+                "in_flight": c.in_flight,
+                "ttfb_ewma_ms": None if c.ttfb is None else round(c.ttfb * 1000, 3),
+            }
+        )
+    backends = {
+        name: {
+            "type": s.config.type,
+            "enabled": s.config.enabled,
+            "in_flight": s.transport.in_flight,
+        }
+        for name, s in snapshot.backends.items()
+    }
+    return {"generation": snapshot.generation, "backends": backends, "targets": targets}
+
+
+@post("/admin/reload", status_code=200)
+async def admin_reload(request: Request[Any, Any, Any], state: State) -> Response[dict[str, Any]]:
+    runtime = runtime_of(state)
+    _check_admin(request, runtime.snapshot)
+    result = await runtime.reload("POST /admin/reload")
+    if result.ok:
+        runtime.broadcast()
+    body = {"ok": result.ok, "generation": result.generation, "problems": list(result.problems)}
+    return Response(body, status_code=200 if result.ok else 422)
+
+
+_STATE_VALUE = {"closed": 0, "half_open": 1, "open": 2}
+
+
+@get("/metrics", sync_to_thread=False, media_type="text/plain; version=0.0.4")
+def metrics(state: State) -> str:
+    runtime = runtime_of(state)
+    snapshot = runtime.snapshot
+    now = time.monotonic()
+    lines = [
+        "# HELP llm_proxy_config_generation Generation of the loaded routes.yaml.",
+        "# TYPE llm_proxy_config_generation gauge",
+        f"llm_proxy_config_generation {snapshot.generation}",
+        "# HELP llm_proxy_config_reloads_total Config reloads by result.",
+        "# TYPE llm_proxy_config_reloads_total counter",
+        f'llm_proxy_config_reloads_total{{result="ok"}} {runtime.reloads_ok}',
+        f'llm_proxy_config_reloads_total{{result="failed"}} {runtime.reloads_failed}',
+        "# HELP llm_proxy_circuit_state Circuit state per target (0 closed, 1 half-open, 2 open).",
+        "# TYPE llm_proxy_circuit_state gauge",
+    ]
+    for key, c in sorted(runtime.circuits.items()):
+        value = _STATE_VALUE[c.state(now)]
+        lines.append(
+            f'llm_proxy_circuit_state{{backend="{_label(key.backend)}",model="{_label(key.model)}"}} {value}'
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+_UI = Path(__file__).parent / "ui" / "index.html"
+
+
+@get("/ui", media_type="text/html; charset=utf-8")
+async def ui() -> bytes:
+    return await asyncio.to_thread(_UI.read_bytes)

@@ -1,0 +1,203 @@
+"""Front-door handlers for `/v1/*`: raw body → route → `forward.run`.
+
+These are plain ASGI callables (the hot path pays for no request/response objects). The
+body is decoded only at its top level (`dict[str, Raw]`): `model` and `stream` are read,
+every other field stays the client's bytes. Errors are raised as `ProxyError` and rendered in
+the front door's protocol.
+"""
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import msgspec
+
+from proxy import auth, errors, forward, http
+from proxy.errors import Wire
+from proxy.providers.base import Endpoint
+from proxy.reload import Runtime
+from proxy.telemetry import tracer
+
+log = logging.getLogger("llm_proxy.api")
+
+_top_level = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_str = msgspec.json.Decoder(str)
+_bool = msgspec.json.Decoder(bool)
+_options = msgspec.json.Decoder(dict[str, Any])
+
+# Fields each endpoint cannot do without, and the JSON type their value must have.
+_REQUIRED: dict[str, tuple[tuple[str, bytes, str], ...]] = {
+    "chat": (("messages", b"[", "an array of messages"),),
+    "completions": (("prompt", b"", "a string or an array"),),
+    "embeddings": (("input", b"", "a string or an array"),),
+    "messages": (("messages", b"[", "an array of messages"), ("max_tokens", b"", "an integer")),
+    "count_tokens": (("messages", b"[", "an array of messages"),),
+}
+
+
+def _parse(body: bytes, endpoint: Endpoint) -> tuple[dict[str, msgspec.Raw], str, bool, bool]:
+    """Top-level fields, model, stream, and whether the client asked for usage in the stream."""
+    if not body.strip():
+        raise errors.BadRequest("request body is empty: send a JSON object with 'model'")
+    try:
+        fields = _top_level.decode(body)
+    except msgspec.ValidationError as exc:
+        raise errors.BadRequest(f"request body must be a JSON object: {exc}") from exc
+    except msgspec.DecodeError as exc:
+        raise errors.BadRequest(f"request body is not valid JSON: {exc}") from exc
+    raw_model = fields.get("model")
+    if raw_model is None:
+        raise errors.BadRequest("missing required field 'model'", param="model")
+    try:
+        model = _str.decode(raw_model)
+    except msgspec.DecodeError as exc:
+        raise errors.BadRequest("'model' must be a string naming a model", param="model") from exc
+    for name, first, what in _REQUIRED[endpoint]:
+        value = fields.get(name)
+        if value is None or bytes(value) == b"null":
+            raise errors.BadRequest(f"missing required field '{name}' ({what})", param=name)
+        if first and bytes(value).lstrip()[:1] != first:
+            raise errors.BadRequest(f"'{name}' must be {what}", param=name)
+    stream = False
+    raw_stream = fields.get("stream")
+    if raw_stream is not None:
+        try:
+            stream = _bool.decode(raw_stream)
+        except msgspec.DecodeError as exc:
+            raise errors.BadRequest("'stream' must be true or false", param="stream") from exc
+    include_usage = False
+    if stream and "stream_options" in fields:
+        try:
+            options = _options.decode(fields["stream_options"])
+        except msgspec.DecodeError as exc:
+            raise errors.BadRequest(
+                "'stream_options' must be an object", param="stream_options"
+            ) from exc
+        include_usage = options.get("include_usage") is True
+    if endpoint == "embeddings" and stream:
+        raise errors.BadRequest("embeddings cannot be streamed", param="stream")
+    return fields, model, stream, include_usage
+
+
+class Api:
+    """The `/v1/*` handlers, bound to this worker's runtime (set in the app's lifespan)."""
+
+    def __init__(self) -> None:
+        self.runtime: Runtime | None = None
+
+    async def chat(self, scope: http.Scope, receive: http.Receive, send: http.Send) -> None:
+        await self._handle(scope, receive, send, "chat", "openai")
+
+    async def completions(self, scope: http.Scope, receive: http.Receive, send: http.Send) -> None:
+        await self._handle(scope, receive, send, "completions", "openai")
+
+    async def embeddings(self, scope: http.Scope, receive: http.Receive, send: http.Send) -> None:
+        await self._handle(scope, receive, send, "embeddings", "openai")
+
+    async def messages(self, scope: http.Scope, receive: http.Receive, send: http.Send) -> None:
+        await self._handle(scope, receive, send, "messages", "anthropic")
+
+    async def count_tokens(self, scope: http.Scope, receive: http.Receive, send: http.Send) -> None:
+        await self._handle(scope, receive, send, "count_tokens", "anthropic")
+
+    async def _handle(
+        self,
+        scope: http.Scope,
+        receive: http.Receive,
+        send: http.Send,
+        endpoint: Endpoint,
+        front: Wire,
+    ) -> None:
+        t0 = time.perf_counter()
+        rid = http.header(scope, b"x-request-id")
+        request_id = rid.decode("latin-1")[:128] if rid else http.new_request_id()
+        if scope["method"] != "POST":
+            err = errors.MethodNotAllowed(f"{scope['path']} takes POST")
+            await http.respond_error(send, err, front, request_id, [(b"allow", b"POST")])
+            return
+        runtime = self.runtime
+        assert runtime is not None, "lifespan did not run"
+        snapshot = runtime.snapshot  # this request's table, whatever reloads happen meanwhile
+        ex: forward.Exchange | None = None
+        guard: http.DisconnectGuard | None = None
+        try:
+            caller = snapshot.keyring.identify(
+                http.header(scope, b"authorization"), http.header(scope, b"x-api-key")
+            )
+            body = await http.read_body(scope, receive, snapshot.settings.max_body)
+            fields, model, stream, include_usage = _parse(body, endpoint)
+            auth.check_model(caller, model)
+            route = snapshot.table.resolve(model)
+            if route is None:
+                known = ", ".join(snapshot.table.suggestions()) or "none configured"
+                raise errors.UnknownModel(
+                    f"model '{model}' is not routed here; known: {known}", param="model"
+                )
+            ex = forward.Exchange(
+                scope,
+                send,
+                request_id,
+                front,
+                endpoint,
+                body,
+                fields,
+                model,
+                stream,
+                include_usage,
+                t0,
+            )
+            guard = http.DisconnectGuard(receive, snapshot.settings.on_disconnect == "drain")
+            with tracer.request("POST", scope["path"]):
+                async with asyncio.timeout(snapshot.settings.timeouts.total):
+                    await forward.run(ex, runtime, snapshot, route)
+        except errors.ProxyError as err:
+            await _fail(send, err, front, request_id, ex)
+        except http.ClientGone:
+            return
+        except TimeoutError:
+            total = snapshot.settings.timeouts.total
+            await _fail(
+                send,
+                errors.GatewayTimeout(
+                    f"request exceeded timeouts.total={total:g}s; the upstream took too long"
+                ),
+                front,
+                request_id,
+                ex,
+            )
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if guard is not None and guard.gone and task is not None:
+                task.uncancel()  # our own cancel: the client left; nothing more to do
+                return
+            raise
+        except Exception:
+            log.exception("unexpected error in request %s", request_id)
+            await _fail(
+                send,
+                errors.Internal(
+                    f"internal error in the gateway; quote request id {request_id} when reporting it"
+                ),
+                front,
+                request_id,
+                ex,
+            )
+        finally:
+            if guard is not None:
+                guard.close()
+
+
+async def _fail(
+    send: http.Send,
+    err: errors.ProxyError,
+    front: Wire,
+    request_id: str,
+    ex: forward.Exchange | None,
+) -> None:
+    if ex is not None and ex.started:
+        body = errors.stream_event(err, front)
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+        return
+    extra = [(b"x-proxy-attempts", str(ex.attempts).encode())] if ex is not None else []
+    await http.respond_error(send, err, front, request_id, extra)

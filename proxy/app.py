@@ -1,0 +1,166 @@
+"""create_app(): the Litestar app, its lifespan, and the fast lane for `/v1/*` traffic.
+
+The hot endpoints (`/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`,
+`/v1/messages`) are plain ASGI callables reached through a one-dict-lookup dispatcher in front
+of Litestar; everything else (health, models, admin, metrics, UI) is ordinary Litestar. Both
+share one lifespan: the runtime (config, route table, connection pools) is built there, per
+granian worker, and closed on shutdown.
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar, Request, Response
+from litestar.exceptions import HTTPException
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from proxy import admin, errors, http
+from proxy.api import Api
+from proxy.reload import Runtime, read_config
+from proxy.telemetry import tracer
+
+log = logging.getLogger("llm_proxy")
+
+DEFAULT_CONFIG = "routes.yaml"
+Handler = Callable[[http.Scope, http.Receive, http.Send], Awaitable[None]]
+
+
+def config_path() -> Path:
+    return Path(os.environ.get("LLM_PROXY_CONFIG") or DEFAULT_CONFIG)
+
+
+def _wire_for(path: str) -> errors.Wire:
+    return "anthropic" if path.startswith("/v1/messages") else "openai"
+
+
+def _render(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    if isinstance(exc, errors.ProxyError):
+        err = exc
+    elif isinstance(exc, HTTPException):
+        cls: type[errors.ProxyError] = {
+            400: errors.BadRequest,
+            401: errors.Unauthorized,
+            403: errors.Forbidden,
+            404: errors.NotFound,
+            405: errors.MethodNotAllowed,
+            413: errors.PayloadTooLarge,
+        }.get(exc.status_code, errors.Internal)
+        message = (
+            exc.detail
+            if exc.status_code != 404
+            else (
+                f"no endpoint at {request.url.path}: see /v1/models, /v1/chat/completions, /v1/messages"
+            )
+        )
+        err = cls(message)
+    else:
+        log.error("unexpected error on %s", request.url.path, exc_info=exc)
+        err = errors.Internal("internal error in the gateway; see its log")
+    status, headers, body = errors.render(err, _wire_for(request.url.path))
+    return Response(body, status_code=status, headers={k.decode(): v.decode() for k, v in headers})
+
+
+def _request_id_middleware(app: ASGIApp) -> ASGIApp:
+    """Every Litestar-served response carries `x-request-id` too (the client's, if sent)."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        rid = http.header(scope, b"x-request-id") or http.new_request_id().encode()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", rid)]
+            await send(message)
+
+        await app(scope, receive, send_with_id)
+
+    return middleware
+
+
+class Gateway:
+    """The ASGI callable granian runs: `/v1/*` hot paths first, Litestar for the rest."""
+
+    def __init__(self, litestar: Litestar, fast: dict[str, Handler]) -> None:
+        self.litestar = litestar
+        self._fast = fast
+
+    async def __call__(self, scope: http.Scope, receive: http.Receive, send: http.Send) -> None:
+        if scope["type"] == "http":
+            handler = self._fast.get(scope["path"])
+            if handler is not None:
+                await handler(scope, receive, send)
+                return
+        await self.litestar(scope, receive, send)  # type: ignore[arg-type]
+
+
+def create_app(path: Path | None = None) -> Gateway:
+    config_file = path or config_path()
+    api = Api()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        config = await asyncio.to_thread(read_config, config_file, dict(os.environ))
+        runtime = Runtime(config_file, config)
+        tracer.configure()
+        api.runtime = runtime
+        app.state.runtime = runtime
+        loop = asyncio.get_running_loop()
+        reloads: set[asyncio.Task[Any]] = set()
+
+        def on_sighup() -> None:
+            task = loop.create_task(runtime.reload("SIGHUP"))
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, on_sighup)
+        watcher = loop.create_task(runtime.watch())
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            for task in list(reloads):
+                task.cancel()
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signal.SIGHUP)
+            await runtime.close()
+
+    litestar = Litestar(
+        route_handlers=[
+            admin.health,
+            admin.ready,
+            admin.list_models,
+            admin.get_model,
+            admin.admin_config,
+            admin.admin_backends,
+            admin.admin_reload,
+            admin.metrics,
+            admin.ui,
+        ],
+        lifespan=[lifespan],
+        exception_handlers={Exception: _render},
+        middleware=[_request_id_middleware],
+        openapi_config=None,
+        request_max_body_size=1 * 2**20,
+    )
+    fast: dict[str, Handler] = {}
+    for route, handler in (
+        ("/v1/chat/completions", api.chat),
+        ("/v1/completions", api.completions),
+        ("/v1/embeddings", api.embeddings),
+        ("/v1/messages", api.messages),
+        ("/v1/messages/count_tokens", api.count_tokens),
+    ):
+        fast[route] = handler
+        fast[route + "/"] = handler
+    return Gateway(litestar, fast)

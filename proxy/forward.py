@@ -1,0 +1,414 @@
+"""One request's attempts: candidates → adapter → upstream → (commit) → client.
+
+The loop walks the route's candidates in order (tiers, then strategy), skipping open
+circuits, for at most `1 + retries` attempts. Connect errors, timeouts and failover statuses
+move on to the next candidate; client errors (400/413/422...) are returned as the upstream
+sent them (translated when protocols differ). Streams may fail over until they commit
+(`streaming.py`); after that a failure ends the stream with an error event.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from proxy import errors, http, translate
+from proxy.errors import Wire
+from proxy.providers.base import Endpoint, Unsupported
+from proxy.reload import BackendState, Runtime, Snapshot
+from proxy.resilience import Circuit, is_failover, retry_after
+from proxy.routing import Candidate, Route, TargetKey, order
+from proxy.streaming import Keepalive, Relay, StreamFailed
+from proxy.telemetry import tracer
+from proxy.upstream import UpstreamError, UpstreamResponse
+
+log = logging.getLogger("llm_proxy.forward")
+
+_encode = msgspec.json.Encoder().encode
+_top_level = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_any = msgspec.json.Decoder(dict[str, Any])
+MAX_RESPONSE = 64 * 2**20  # a non-streaming upstream body larger than this is refused
+
+# Upstream response headers worth passing on to the client.
+_PASSED_ON = ("retry-after", "retry-after-ms", "openai-processing-ms")
+_PASSED_PREFIX = ("x-ratelimit-", "anthropic-ratelimit-")
+
+
+class Exchange:
+    """Everything about one client request that the attempt loop needs."""
+
+    __slots__ = (
+        "attempts",
+        "body",
+        "committed",
+        "endpoint",
+        "fields",
+        "front",
+        "include_usage",
+        "keepalive",
+        "model",
+        "request_id",
+        "scope",
+        "send",
+        "started",
+        "stream",
+        "t0",
+        "upstream_time",
+        "usage",
+    )
+
+    def __init__(
+        self,
+        scope: http.Scope,
+        send: http.Send,
+        request_id: str,
+        front: Wire,
+        endpoint: Endpoint,
+        body: bytes,
+        fields: dict[str, msgspec.Raw],
+        model: str,
+        stream: bool,
+        include_usage: bool,
+        t0: float,
+    ) -> None:
+        self.scope = scope
+        self.send = send
+        self.request_id = request_id
+        self.front = front
+        self.endpoint = endpoint
+        self.body = body
+        self.fields = fields
+        self.model = model
+        self.stream = stream
+        self.include_usage = include_usage
+        self.t0 = t0
+        self.attempts = 0
+        self.started = False  # response head sent to the client (maybe only keepalives since)
+        self.committed = False  # stream content sent: no more failover
+        self.keepalive: Keepalive | None = None
+        self.upstream_time = 0.0
+        self.usage: dict[str, Any] | None = None
+
+
+class _Failure:
+    __slots__ = ("body", "error", "headers", "kind", "status")
+
+    def __init__(
+        self,
+        kind: str,
+        error: str,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+        body: bytes = b"",
+    ) -> None:
+        self.kind = kind
+        self.error = error
+        self.status = status
+        self.headers = headers or {}
+        self.body = body
+
+
+def upstream_body(ex: Exchange, state: BackendState, model: str) -> bytes:
+    """The request body for this backend: model rewritten, usage asked for, or translated."""
+    backend_wire = state.adapter.wire
+    stream = ex.stream and state.config.stream
+    tr = None if ex.front == backend_wire else translate.pick(ex.front, backend_wire)
+    if tr is not None:
+        return tr.request(ex.body, model, stream)
+    fields = ex.fields
+    changed = False
+    if model != ex.model:
+        fields = dict(fields)
+        fields["model"] = msgspec.Raw(_encode(model))
+        changed = True
+    if ex.stream and not state.config.stream:
+        fields = dict(fields) if not changed else fields
+        fields["stream"] = msgspec.Raw(b"false")
+        fields.pop("stream_options", None)
+        changed = True
+    elif (
+        stream and backend_wire == "openai" and not ex.include_usage and ex.endpoint != "embeddings"
+    ):
+        fields = dict(fields) if not changed else fields
+        options = _any.decode(fields["stream_options"]) if "stream_options" in fields else {}
+        options["include_usage"] = True
+        fields["stream_options"] = msgspec.Raw(_encode(options))
+        changed = True
+    return _encode(fields) if changed else ex.body
+
+
+def _response_headers(
+    ex: Exchange, key: TargetKey, upstream: UpstreamResponse | None
+) -> http.RawHeaders:
+    headers: http.RawHeaders = [
+        (b"x-request-id", ex.request_id.encode()),
+        (b"x-proxy-backend", key.backend.encode()),
+        (b"x-proxy-model", key.model.encode()),
+        (b"x-proxy-attempts", str(ex.attempts).encode()),
+    ]
+    if upstream is not None:
+        for name, value in upstream.headers.items():
+            lname = name.lower()
+            if lname in _PASSED_ON or lname.startswith(_PASSED_PREFIX):
+                headers.append((lname.encode(), value.encode("latin-1")))
+    return headers
+
+
+async def run(ex: Exchange, runtime: Runtime, snapshot: Snapshot, route: Route) -> None:
+    settings = snapshot.settings
+    now = time.monotonic()
+    circuits = runtime.circuits
+
+    def usable(key: TargetKey) -> bool:
+        c = circuits.get(key)
+        return c is None or c.usable(now)
+
+    candidates = order(route, runtime.rng, usable, _ranker(route, circuits))
+    if not candidates:
+        raise _no_target(route, circuits, now)
+    if ex.stream:
+        ex.keepalive = Keepalive(ex, settings.keepalive)
+    try:
+        await _attempts(ex, runtime, snapshot, route, candidates)
+    finally:
+        if ex.keepalive is not None:
+            await ex.keepalive.stop()
+
+
+async def _attempts(
+    ex: Exchange, runtime: Runtime, snapshot: Snapshot, route: Route, candidates: list[Candidate]
+) -> None:
+    settings = snapshot.settings
+    circuits = runtime.circuits
+    last: _Failure | None = None
+    for cand in candidates[: 1 + settings.retries]:
+        state = snapshot.backends[cand.key.backend]
+        circuit = circuits.get(cand.key)
+        if circuit is None:
+            circuit = circuits[cand.key] = Circuit()
+        now = time.monotonic()
+        if not circuit.usable(now):  # another request took the half-open probe meanwhile
+            continue
+        ex.attempts += 1
+        circuit.begin(now)
+        state.transport.in_flight += 1
+        try:
+            failure = await _attempt(ex, state, cand, circuit, snapshot)
+        finally:
+            state.transport.in_flight -= 1
+        if failure is None:
+            return
+        last = failure
+        ra = (
+            retry_after(failure.headers, time.time()) if failure.status in (429, 503, 529) else None
+        )
+        circuit.fail(
+            time.monotonic(), failure.error, settings.failure_threshold, settings.cooldown, ra
+        )
+        log.warning(
+            "attempt %d on %s/%s failed: %s",
+            ex.attempts,
+            cand.key.backend,
+            cand.key.model,
+            failure.error,
+        )
+        if ex.committed:  # a committed stream cannot move to another target
+            return
+    if last is None:
+        raise _no_target(route, circuits, time.monotonic())
+    if ex.keepalive is not None:
+        await ex.keepalive.stop()
+    await _exhausted(ex, last)
+
+
+def _ranker(route: Route, circuits: dict[TargetKey, Circuit]) -> Any:
+    if route.strategy == "least_busy":
+        return lambda tier: sorted(
+            tier, key=lambda c: circuits[c.key].in_flight if c.key in circuits else 0
+        )
+    if route.strategy == "latency":
+        return lambda tier: sorted(tier, key=lambda c: _latency_score(circuits.get(c.key)))
+    return None
+
+
+def _latency_score(circuit: Circuit | None) -> float:
+    # Unmeasured targets go first, so a new or recovered target is explored.
+    return -1.0 if circuit is None or circuit.ttfb is None else circuit.ttfb
+
+
+def _no_target(route: Route, circuits: dict[TargetKey, Circuit], now: float) -> errors.NoTarget:
+    reopen = [
+        c.open_until - now for t in route.tiers for cand in t if (c := circuits.get(cand.key))
+    ]
+    wait = max(1, int(min([r for r in reopen if r > 0], default=1.0) + 0.999))
+    if not any(route.tiers):
+        msg = f"model '{route.alias}' has no enabled backend: check the backends' api_key settings"
+    else:
+        msg = (
+            f"every target of model '{route.alias}' is temporarily unavailable (circuit open); "
+            f"retry after {wait}s"
+        )
+    return errors.NoTarget(msg, headers=(("retry-after", str(wait)), ("x-should-retry", "false")))
+
+
+async def _exhausted(ex: Exchange, last: _Failure) -> None:
+    """Failover is spent: tell the client what the last target said, in its protocol."""
+    extra = [(b"x-proxy-attempts", str(ex.attempts).encode()), (b"x-should-retry", b"false")]
+    if last.status is not None and ex.front != "gemini":
+        status = last.status
+        body = last.body
+        wire = _wire_of_failure(last)
+        tr = None if ex.front == wire else translate.pick(ex.front, wire)
+        if tr is not None or not body:
+            err_body = tr.error(status, body) if tr is not None else b""
+            body = err_body or errors.body(
+                errors.BadGateway(f"upstream answered {status}"), ex.front
+            )
+        headers: http.RawHeaders = [
+            (b"content-type", b"application/json"),
+            (b"x-request-id", ex.request_id.encode()),
+        ]
+        for name in ("retry-after", "retry-after-ms"):
+            if name in last.headers:
+                headers.append((name.encode(), last.headers[name].encode("latin-1")))
+        headers.extend(extra)
+        if ex.started:
+            await ex.send(
+                {
+                    "type": "http.response.body",
+                    "body": errors.stream_event(
+                        errors.BadGateway(f"upstream failed: {last.error}"), ex.front
+                    ),
+                    "more_body": False,
+                }
+            )
+            return
+        await http.respond(ex.send, status, headers, body)
+        return
+    err: errors.ProxyError
+    if last.kind == "timeout":
+        err = errors.GatewayTimeout(f"every upstream attempt failed; last: {last.error}")
+    else:
+        err = errors.BadGateway(f"every upstream attempt failed; last: {last.error}")
+    if ex.started:
+        await ex.send(
+            {
+                "type": "http.response.body",
+                "body": errors.stream_event(err, ex.front),
+                "more_body": False,
+            }
+        )
+        return
+    await http.respond_error(ex.send, err, ex.front, ex.request_id, extra)
+
+
+def _wire_of_failure(last: _Failure) -> Wire:
+    return last.headers.get("x-proxy-wire", "openai")  # type: ignore[return-value]
+
+
+async def _attempt(
+    ex: Exchange, state: BackendState, cand: Candidate, circuit: Circuit, snapshot: Snapshot
+) -> _Failure | None:
+    """One upstream attempt. None: the client got its answer (or a committed stream)."""
+    key = cand.key
+    wire = state.adapter.wire
+    try:
+        body = upstream_body(ex, state, key.model)
+        request = state.adapter.build(
+            ex.endpoint,
+            body,
+            key.model,
+            ex.stream and state.config.stream,
+            http.forwarded_headers(ex.scope, wire == "anthropic")
+            + [("x-request-id", ex.request_id)],
+        )
+    except Unsupported:
+        circuit.release()
+        return _Failure(
+            "unsupported",
+            f"backend '{key.backend}' ({state.config.type}) does not serve {ex.endpoint}",
+        )
+    except translate.TranslationError as exc:
+        circuit.release()
+        raise errors.BadRequest(str(exc), param=exc.param) from exc
+    with tracer.attempt(ex, key, state.config.type, ex.attempts) as span:
+        sent = time.perf_counter()
+        try:
+            upstream = await state.transport.send(request)
+        except UpstreamError as exc:
+            ex.upstream_time += time.perf_counter() - sent
+            span.fail(exc.kind)
+            return _Failure(exc.kind, exc.message)
+        headers_at = time.perf_counter()
+        try:
+            if upstream.status >= 400:
+                data = await upstream.read(MAX_RESPONSE)
+                ex.upstream_time += time.perf_counter() - sent
+                hdrs = {k.lower(): v for k, v in upstream.headers.items()}
+                span.fail(str(upstream.status))
+                if is_failover(upstream.status):
+                    hdrs["x-proxy-wire"] = wire
+                    return _Failure(
+                        "status",
+                        f"upstream answered {upstream.status}",
+                        upstream.status,
+                        hdrs,
+                        data,
+                    )
+                circuit.succeed()  # the target is healthy: the request was at fault
+                await _client_error(ex, state, key, upstream, data)
+                return None
+            if ex.stream:
+                relay = Relay(ex, state, key, upstream, snapshot.settings, span)
+                try:
+                    await relay.run()
+                except StreamFailed as exc:
+                    return _Failure(exc.kind, exc.message)
+                circuit.succeed(headers_at - sent)
+                return None
+            data = await upstream.read(MAX_RESPONSE)
+            done = time.perf_counter()
+            ex.upstream_time += done - sent
+        except UpstreamError as exc:
+            span.fail(exc.kind)
+            return _Failure(exc.kind, exc.message)
+        finally:
+            upstream.release()
+        tr = None if ex.front == wire else translate.pick(ex.front, wire)
+        if tr is not None:
+            data = tr.response(data, ex.model)
+        circuit.succeed(headers_at - sent)
+        headers = _response_headers(ex, key, upstream)
+        headers.append((b"content-type", b"application/json"))
+        overhead = (time.perf_counter() - ex.t0) - ex.upstream_time
+        headers.append((b"x-proxy-overhead-ms", f"{overhead * 1000:.3f}".encode()))
+        await http.respond(ex.send, 200, headers, data)
+        return None
+
+
+async def _client_error(
+    ex: Exchange, state: BackendState, key: TargetKey, upstream: UpstreamResponse, data: bytes
+) -> None:
+    tr = None if ex.front == state.adapter.wire else translate.pick(ex.front, state.adapter.wire)
+    if tr is not None:
+        data = tr.error(upstream.status, data)
+    headers = _response_headers(ex, key, upstream)
+    headers.append(
+        (b"content-type", upstream.headers.get("content-type", "application/json").encode())
+    )
+    if ex.started:
+        err = errors.BadRequest(
+            f"upstream rejected the request ({upstream.status}): {data[:500].decode('utf-8', 'replace')}"
+        )
+        await ex.send(
+            {
+                "type": "http.response.body",
+                "body": errors.stream_event(err, ex.front),
+                "more_body": False,
+            }
+        )
+        return
+    await http.respond(ex.send, upstream.status, headers, data)

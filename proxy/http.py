@@ -1,0 +1,168 @@
+"""Raw ASGI plumbing for the hot path: read the body, send a response, watch for disconnect.
+
+The `/v1/*` handlers speak ASGI directly (no request/response objects per call): this module
+holds the few primitives they share. Header names are lower-case bytes, as ASGI gives them.
+"""
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+
+from proxy import errors
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+RawHeaders = list[tuple[bytes, bytes]]
+
+# Never forwarded upstream: hop-by-hop headers, framing the gateway redoes, and every way a
+# client can present a credential (the backend's own key is added by its adapter).
+_NOT_FORWARDED = frozenset(
+    {
+        b"host",
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"trailers",
+        b"transfer-encoding",
+        b"upgrade",
+        b"content-length",
+        b"content-type",
+        b"accept-encoding",  # upstream answers identity: usage must stay readable
+        b"accept",
+        b"authorization",
+        b"x-api-key",
+        b"api-key",
+        b"x-goog-api-key",
+        b"cookie",
+        b"openai-organization",
+        b"openai-project",
+        b"x-request-id",  # replaced by the gateway's (the client's own when it sent one)
+    }
+)
+# Provider-specific headers that only make sense to that provider's API.
+_ANTHROPIC_ONLY = frozenset({b"anthropic-version", b"anthropic-beta", b"anthropic-dangerous-direct-browser-access"})
+
+
+def header(scope: Scope, name: bytes) -> bytes | None:
+    for k, v in scope["headers"]:
+        if k == name:
+            return v  # type: ignore[no-any-return]
+    return None
+
+
+def new_request_id() -> str:
+    return "req_" + os.urandom(12).hex()
+
+
+def forwarded_headers(scope: Scope, anthropic: bool) -> list[tuple[str, str]]:
+    """The client's headers that travel upstream (decoded), minus credentials and hop-by-hop."""
+    out: list[tuple[str, str]] = []
+    for k, v in scope["headers"]:
+        if k in _NOT_FORWARDED or (not anthropic and k in _ANTHROPIC_ONLY):
+            continue
+        if k.startswith(b"x-proxy-") or k.startswith(b"sec-"):
+            continue
+        out.append((k.decode("latin-1"), v.decode("latin-1")))
+    return out
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The whole request body, or PayloadTooLarge as soon as it is known to exceed `limit`."""
+    length = header(scope, b"content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise errors.PayloadTooLarge(
+            f"request body is {int(length)} bytes; this gateway accepts at most {limit} bytes "
+            "(settings.max_body): send a smaller request"
+        )
+    message = await receive()
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False):
+        if len(body) > limit:
+            raise _too_large(limit)
+        return body
+    parts = [body]
+    size = len(body)
+    while message.get("more_body", False):
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _too_large(limit: int) -> errors.PayloadTooLarge:
+    return errors.PayloadTooLarge(
+        f"request body exceeds {limit} bytes (settings.max_body): send a smaller request"
+    )
+
+
+class ClientGone(Exception):
+    """The client disconnected before the gateway answered."""
+
+
+async def respond(send: Send, status: int, headers: RawHeaders, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def respond_error(
+    send: Send,
+    err: errors.ProxyError,
+    wire: errors.Wire,
+    request_id: str,
+    extra: Iterable[tuple[bytes, bytes]] = (),
+) -> None:
+    status, headers, body = errors.render(err, wire, request_id)
+    headers.append((b"x-request-id", request_id.encode()))
+    if wire == "anthropic":
+        headers.append((b"request-id", request_id.encode()))
+    headers.extend(extra)
+    await respond(send, status, headers, body)
+
+
+class DisconnectGuard:
+    """Cancels the handler's task when the client goes away mid-request.
+
+    granian swallows `send()` after a disconnect, so the only reliable signal is
+    `http.disconnect` from `receive()`. The watcher task is started only if the request is
+    still running after `DELAY` seconds: quick requests never pay for a task.
+    """
+
+    DELAY = 0.02
+    __slots__ = ("_drain", "_handle", "_receive", "_task", "_watcher", "gone")
+
+    def __init__(self, receive: Receive, drain: bool) -> None:
+        self._receive = receive
+        self._drain = drain
+        self._task = asyncio.current_task()
+        self._watcher: asyncio.Task[None] | None = None
+        self.gone = False
+        self._handle = asyncio.get_running_loop().call_later(self.DELAY, self._start)
+
+    def _start(self) -> None:
+        self._watcher = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                self.gone = True
+                if not self._drain and self._task is not None:
+                    self._task.cancel()
+                return
+
+    def close(self) -> None:
+        self._handle.cancel()
+        if self._watcher is not None:
+            self._watcher.cancel()

@@ -1,0 +1,30 @@
+"""Provider adapters and transports, chosen by a backend's `type`."""
+
+from proxy.config import Backend, Timeouts
+from proxy.providers.anthropic import AnthropicAdapter
+from proxy.providers.azure import AzureAdapter
+from proxy.providers.base import Adapter
+from proxy.providers.gemini import GeminiAdapter
+from proxy.providers.mock import MockAdapter, MockTransport
+from proxy.providers.openai import OpenAIAdapter
+from proxy.upstream import HttpTransport, Transport
+
+
+def adapter(backend: Backend) -> Adapter:
+    match backend.type:
+        case "openai":
+            return OpenAIAdapter(backend)
+        case "azure":
+            return AzureAdapter(backend)
+        case "anthropic":
+            return AnthropicAdapter(backend)
+        case "gemini":
+            return GeminiAdapter(backend)
+        case "mock":
+            return MockAdapter(backend)
+
+
+def transport(backend: Backend, timeouts: Timeouts) -> Transport:
+    if backend.type == "mock":
+        return MockTransport(backend)
+    return HttpTransport(backend, timeouts)

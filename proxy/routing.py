@@ -1,0 +1,140 @@
+"""The route table: an immutable snapshot of which targets serve which model name.
+
+Built whole from a `Config`, never mutated: a request that resolved against one table keeps
+it to the end, whatever reload swaps in meanwhile. Exact aliases win over globs; among globs
+the longest literal prefix wins (then the longest pattern, then file order). `*` in a
+target's model is replaced by the text the glob's first `*` matched.
+"""
+
+import random
+import re
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+from proxy.config import Config, Model, Target
+
+
+class TargetKey(NamedTuple):
+    """Identity of one target for circuit state: backend name and provider-side model id."""
+
+    backend: str
+    model: str
+
+
+class Candidate(NamedTuple):
+    key: TargetKey
+    weight: int
+    priority: int
+
+
+class Route(NamedTuple):
+    alias: str  # the alias (or glob) that matched
+    strategy: str
+    tiers: tuple[tuple[Candidate, ...], ...]  # by priority, lowest first
+
+
+class _Glob(NamedTuple):
+    pattern: str
+    regex: re.Pattern[str]
+    prefix_len: int
+    model: Model
+
+
+class RouteTable:
+    __slots__ = ("_enabled", "_exact", "_globs", "_routes", "aliases")
+
+    def __init__(self, config: Config) -> None:
+        enabled = {b.name for b in config.backends if b.enabled}
+        self._exact: dict[str, Model] = {}
+        globs: list[_Glob] = []
+        listed: list[str] = []
+        for model in config.models:
+            if "*" in model.alias:
+                regex = _glob_regex(model.alias)
+                prefix = len(model.alias.split("*", 1)[0])
+                globs.append(_Glob(model.alias, regex, prefix, model))
+            else:
+                self._exact[model.alias] = model
+                if any(t.backend in enabled for t in model.targets):
+                    listed.append(model.alias)
+        globs.sort(key=lambda g: (-g.prefix_len, -len(g.pattern)))
+        self._globs = tuple(globs)
+        self._routes: dict[str, Route | None] = {}
+        self.aliases: tuple[str, ...] = tuple(listed)  # what /v1/models lists
+        self._enabled = enabled
+
+    def resolve(self, name: str) -> Route | None:
+        """The route for a requested model name, or None if nothing matches."""
+        route = self._routes.get(name)
+        if route is not None or name in self._routes:
+            return route
+        route = self._build(name)
+        if len(self._routes) < 4096:  # bounded: glob lookups of arbitrary names
+            self._routes[name] = route
+        return route
+
+    def _build(self, name: str) -> Route | None:
+        model = self._exact.get(name)
+        matched = ""
+        if model is None:
+            for glob in self._globs:
+                m = glob.regex.match(name)
+                if m is not None:
+                    model = glob.model
+                    matched = m.group(1) if m.groups() else ""
+                    break
+        if model is None:
+            return None
+        return Route(model.alias, model.strategy, _tiers(model.targets, name, matched, self._enabled))
+
+    def suggestions(self, limit: int = 5) -> list[str]:
+        """A few routable names for 'unknown model' messages."""
+        return list(self.aliases[:limit]) + [g.pattern for g in self._globs][
+            : max(0, limit - len(self.aliases))
+        ]
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """`*` matches any text; the first `*` is captured for substitution into target models."""
+    parts = [re.escape(p) for p in pattern.split("*")]
+    body = parts[0] + "(.*)" + ".*".join(parts[1:]) if len(parts) > 1 else parts[0]
+    return re.compile(body + r"\Z", re.DOTALL)
+
+
+def _tiers(
+    targets: Sequence[Target], name: str, matched: str, enabled: set[str]
+) -> tuple[tuple[Candidate, ...], ...]:
+    by_priority: dict[int, list[Candidate]] = {}
+    for t in targets:
+        if t.backend not in enabled:
+            continue
+        model = name if t.model is None else t.model.replace("*", matched)
+        by_priority.setdefault(t.priority, []).append(
+            Candidate(TargetKey(t.backend, model), t.weight, t.priority)
+        )
+    return tuple(tuple(by_priority[p]) for p in sorted(by_priority))
+
+
+def weighted_order(tier: Sequence[Candidate], rng: random.Random) -> list[Candidate]:
+    """A weighted random permutation (Efraimidis-Spirakis): heavier first, more often."""
+    if len(tier) == 1:
+        return [tier[0]]
+    keyed = [(rng.random() ** (1.0 / c.weight), c) for c in tier]
+    keyed.sort(key=lambda kc: kc[0], reverse=True)
+    return [c for _, c in keyed]
+
+
+def order(
+    route: Route,
+    rng: random.Random,
+    usable: Callable[[TargetKey], bool],
+    rank: Callable[[Sequence[Candidate]], list[Candidate]] | None = None,
+) -> list[Candidate]:
+    """Candidates in attempt order: tier by tier, each tier ordered by `rank` (default
+    weighted-random), skipping targets that are not `usable` (circuit open)."""
+    out: list[Candidate] = []
+    for tier in route.tiers:
+        live = [c for c in tier if usable(c.key)]
+        if live:
+            out.extend(rank(live) if rank is not None else weighted_order(live, rng))
+    return out

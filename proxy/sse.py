@@ -1,0 +1,126 @@
+"""Incremental Server-Sent Events decoding and encoding.
+
+Sans-IO, as in h11: `Decoder.feed` takes whatever bytes arrived and returns the events they
+complete; nothing here touches a socket or a clock. Any split of the same byte stream into
+chunks yields the same events (WHATWG rules: CR, LF or CRLF line ends, a blank line
+dispatches, `:` lines are comments, multi-line `data` is joined with `\\n`).
+"""
+
+from typing import NamedTuple
+
+KEEPALIVE = b": keepalive\n\n"
+
+
+class Event(NamedTuple):
+    data: str
+    event: str = ""  # "" when the frame had no `event:` line
+    id: str | None = None
+    retry: int | None = None
+
+
+class Decoder:
+    """Feed bytes, get whole events. An unfinished event at end of stream is never emitted."""
+
+    __slots__ = ("_buf", "_data", "_event", "_has_data", "_id", "_retry", "_skip_lf")
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._skip_lf = False  # last chunk ended in CR: a leading LF belongs to that line end
+        self._data: list[str] = []
+        self._has_data = False
+        self._event = ""
+        self._id: str | None = None
+        self._retry: int | None = None
+
+    @property
+    def pending(self) -> bool:
+        """True while bytes of an event that has not been dispatched are held."""
+        return bool(self._buf) or self._has_data or bool(self._event)
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        if self._skip_lf and chunk[:1] == b"\n":
+            chunk = chunk[1:]
+        self._skip_lf = False
+        buf = self._buf + chunk if self._buf else chunk
+        events: list[Event] = []
+        start = 0
+        n = len(buf)
+        while start < n:
+            lf = buf.find(b"\n", start)
+            cr = buf.find(b"\r", start, lf if lf >= 0 else n)
+            if cr >= 0:
+                end, nxt = cr, cr + 1
+                if nxt < n and buf[nxt] == 0x0A:
+                    nxt += 1
+                elif nxt == n:
+                    self._skip_lf = True
+            elif lf >= 0:
+                end, nxt = lf, lf + 1
+            else:
+                break
+            event = self._line(buf[start:end])
+            if event is not None:
+                events.append(event)
+            start = nxt
+        self._buf = buf[start:]
+        return events
+
+    def _line(self, raw: bytes) -> Event | None:
+        if not raw:
+            return self._dispatch()
+        if raw[0] == 0x3A:  # ':' comment
+            return None
+        colon = raw.find(b":")
+        if colon < 0:
+            name, value = raw, b""
+        else:
+            name, value = raw[:colon], raw[colon + 1 :]
+            if value[:1] == b" ":
+                value = value[1:]
+        if name == b"data":
+            self._data.append(value.decode("utf-8", "replace"))
+            self._has_data = True
+        elif name == b"event":
+            self._event = value.decode("utf-8", "replace")
+        elif name == b"id":
+            if b"\0" not in value:
+                self._id = value.decode("utf-8", "replace")
+        elif name == b"retry" and value.isdigit():
+            self._retry = int(value)
+        return None
+
+    def _dispatch(self) -> Event | None:
+        if not self._has_data:
+            self._event = ""
+            return None
+        event = Event("\n".join(self._data), self._event, self._id, self._retry)
+        self._data = []
+        self._has_data = False
+        self._event = ""
+        self._retry = None
+        return event
+
+
+def encode(data: str, event: str = "") -> bytes:
+    """One frame: `event:` line when named, one `data:` line per line of data, blank line."""
+    head = f"event: {event}\n" if event else ""
+    if "\n" in data or "\r" in data:
+        body = "".join(f"data: {line}\n" for line in data.splitlines())
+    else:
+        body = f"data: {data}\n"
+    return (head + body + "\n").encode()
+
+
+def frame_end(buf: bytes) -> int:
+    """Index just past the last complete frame in `buf` (0 if none).
+
+    Lets the pass-through relay forward whole frames only, without decoding them, so an error
+    frame appended after an upstream failure never lands in the middle of a half-sent one.
+    """
+    end = buf.rfind(b"\n\n")
+    if end >= 0:
+        end += 2
+    crlf = buf.rfind(b"\r\n\r\n")
+    if crlf >= 0 and crlf + 4 > end:
+        end = crlf + 4
+    return max(end, 0)

@@ -1,0 +1,138 @@
+"""One transport per backend: a pooled aiohttp session, or the in-process mock.
+
+Both answer through the same small interface, so `forward.py` never asks which it has.
+Sessions live as long as their backend's config is unchanged (reloads keep them), never
+decompress (bytes pass through as the upstream sent them), and bound every wait:
+`connect` by the connector, `first_byte` until response headers, `idle` between chunks.
+"""
+
+import asyncio
+from collections.abc import Mapping
+from typing import Protocol
+
+import aiohttp
+
+from proxy.config import Backend, Timeouts
+from proxy.providers.base import UpstreamRequest
+
+
+class UpstreamError(Exception):
+    """An attempt failed before a usable response: connect error, reset, timeout."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind  # "connect" | "timeout" | "reset" | "protocol"
+        self.message = message
+
+
+class UpstreamResponse(Protocol):
+    status: int
+    headers: Mapping[str, str]
+
+    async def read_chunk(self) -> bytes:
+        """Whatever arrived next; b"" at the end. Cancelling it loses nothing."""
+        ...
+
+    async def read(self, limit: int) -> bytes:
+        """The whole body (at most `limit` bytes)."""
+        ...
+
+    def release(self) -> None:
+        """Done with it: a fully read connection goes back to the pool, else it is closed."""
+        ...
+
+
+class Transport(Protocol):
+    in_flight: int
+
+    async def send(self, request: UpstreamRequest) -> UpstreamResponse: ...
+
+    async def close(self) -> None: ...
+
+
+class _HttpResponse:
+    __slots__ = ("_resp", "headers", "status")
+
+    def __init__(self, resp: aiohttp.ClientResponse) -> None:
+        self._resp = resp
+        self.status = resp.status
+        self.headers: Mapping[str, str] = resp.headers
+
+    async def read_chunk(self) -> bytes:
+        try:
+            return await self._resp.content.readany()
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise UpstreamError("timeout", "upstream idle timeout: no data between chunks") from exc
+        except aiohttp.ClientPayloadError as exc:
+            raise UpstreamError("reset", f"upstream stream broke: {exc}") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise UpstreamError("reset", f"upstream connection lost: {exc}") from exc
+
+    async def read(self, limit: int) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await self.read_chunk():
+            size += len(chunk)
+            if size > limit:
+                raise UpstreamError("protocol", f"upstream response larger than {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def release(self) -> None:
+        self._resp.release()
+
+
+class HttpTransport:
+    """A pooled aiohttp session for one backend."""
+
+    def __init__(self, backend: Backend, timeouts: Timeouts) -> None:
+        self.in_flight = 0
+        self._timeouts = timeouts
+        connector = aiohttp.TCPConnector(
+            limit=backend.max_connections,
+            limit_per_host=0,
+            keepalive_timeout=30,
+            ttl_dns_cache=60,
+            enable_cleanup_closed=False,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            auto_decompress=False,
+            timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=timeouts.connect, sock_read=timeouts.first_byte
+            ),
+            skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+            raise_for_status=False,
+        )
+
+    async def send(self, request: UpstreamRequest) -> UpstreamResponse:
+        t = self._timeouts
+        try:
+            async with asyncio.timeout(t.first_byte):
+                resp = await self._session.request(
+                    request.method, request.url, data=request.body, headers=request.headers
+                )
+        except TimeoutError as exc:
+            raise UpstreamError(
+                "timeout", f"upstream sent no response headers within first_byte={t.first_byte:g}s"
+            ) from exc
+        except aiohttp.ServerTimeoutError as exc:
+            if "connect" in str(exc).lower():
+                raise UpstreamError(
+                    "timeout", f"upstream connect timed out after connect={t.connect:g}s"
+                ) from exc
+            raise UpstreamError(
+                "timeout", f"upstream sent no response headers within first_byte={t.first_byte:g}s"
+            ) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise UpstreamError("connect", f"cannot connect to upstream: {exc.strerror}") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise UpstreamError("reset", f"upstream connection failed: {exc}") from exc
+        # From here on the gap between chunks is bounded by `idle`, not `first_byte`.
+        conn = resp.connection
+        if conn is not None and conn.protocol is not None:
+            conn.protocol.read_timeout = t.idle
+        return _HttpResponse(resp)
+
+    async def close(self) -> None:
+        await self._session.close()
