@@ -1,0 +1,459 @@
+"""routes.yaml text + environment → a frozen `Config`, or `ConfigError` with every problem.
+
+Pure: `parse` takes the text and the environment as arguments and reads no file, os.environ
+or clock. Invariant: a `Config` comes back only from a file with no problems, and then every
+reference holds (each target names a defined backend, names are unique, numbers are in
+range); otherwise `ConfigError` lists every problem found as PATH:LINE:COL, never echoing a
+secret. Keys, tokens and upstream header values are kept out of reprs.
+"""
+
+import hashlib
+import hmac
+import re
+from collections.abc import Iterable, Mapping
+from typing import Literal
+
+import msgspec
+import yaml
+
+from proxy.config_yaml import (
+    Fields,
+    Problem,
+    Reader,
+    Scalar,
+    boolean,
+    choice,
+    did_you_mean,
+    duration,
+    integer,
+    is_absent,
+    is_null,
+    line,
+    parse_duration,
+    parse_size,
+    show,
+    size,
+    text,
+)
+
+__all__ = [
+    "Backend",
+    "BackendType",
+    "ClientKey",
+    "Config",
+    "ConfigError",
+    "Model",
+    "Problem",
+    "Secret",
+    "Settings",
+    "Target",
+    "Timeouts",
+    "parse",
+    "parse_duration",
+    "parse_size",
+]
+
+
+class Secret:
+    """A secret string that never shows itself: repr, str and f-strings give `Secret('***')`."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        mine, theirs = (s._value.encode("utf-8", "surrogatepass") for s in (self, other))
+        return hmac.compare_digest(mine, theirs)
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+LogPrompts = Literal["none", "redacted", "full"]
+OnDisconnect = Literal["cancel", "drain"]
+BackendType = Literal["openai", "azure", "anthropic", "gemini", "mock"]
+Strategy = Literal["weighted", "least_busy", "latency"]
+_LOG_PROMPTS: tuple[LogPrompts, ...] = ("none", "redacted", "full")
+_ON_DISCONNECT: tuple[OnDisconnect, ...] = ("cancel", "drain")
+_BACKEND_TYPES: tuple[BackendType, ...] = ("openai", "azure", "anthropic", "gemini", "mock")
+_STRATEGIES: tuple[Strategy, ...] = ("weighted", "least_busy", "latency")
+
+
+class Timeouts(msgspec.Struct, frozen=True, kw_only=True):
+    connect: float = 5.0  # seconds, all of them
+    first_byte: float = 60.0  # until the response headers
+    idle: float = 60.0  # longest gap between chunks
+    total: float = 600.0
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    failure_threshold: int = 3
+    cooldown: float = 600.0
+    retries: int = 2
+    timeouts: Timeouts = Timeouts()
+    max_body: int = 16 * 2**20  # bytes
+    log_prompts: LogPrompts = "none"
+    admin_key: Secret | None = None  # None when absent or resolved empty
+    keepalive: float = 15.0
+    on_disconnect: OnDisconnect = "cancel"
+
+
+class Backend(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    type: BackendType
+    base_url: str = ""  # no trailing "/"; "" only for mock
+    api_key: Secret | None = None
+    api_version: str | None = None  # azure only
+    headers: tuple[tuple[str, str], ...] = ()  # extra upstream headers, in file order
+    max_connections: int = 256
+    stream: bool = True
+    disabled: str | None = None  # why it's disabled, e.g. "api_key is empty (set OPENAI_API_KEY)"
+    latency: float = 0.0  # mock only: seconds before the first byte
+    interval: float = 0.0  # mock only: seconds between stream chunks
+    tokens: int = 16  # mock only: completion tokens produced
+    chunks: int = 0  # mock only: content chunks in a stream; 0 = one per token
+
+    @property
+    def enabled(self) -> bool:
+        return self.disabled is None
+
+    def __repr__(self) -> str:
+        # Header values may be tokens; keep them out of logs that print a Backend.
+        masked = tuple((name, "***") for name, _ in self.headers)
+        return msgspec.Struct.__repr__(msgspec.structs.replace(self, headers=masked))
+
+
+class Target(msgspec.Struct, frozen=True, kw_only=True):
+    backend: str
+    model: str | None = None  # None: the alias itself ("*" is substituted by routing)
+    priority: int = 0  # lower tiers are tried first
+    weight: int = 1  # within a tier
+
+
+class Model(msgspec.Struct, frozen=True, kw_only=True):
+    alias: str  # may be a glob with "*"
+    targets: tuple[Target, ...]  # never empty
+    strategy: Strategy = "weighted"
+
+
+class ClientKey(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    digest: bytes  # SHA-256 of the key; the key itself is never kept
+    models: tuple[str, ...] | None = None  # globs; None: every model
+    rpm: int | None = None
+    tpm: int | None = None
+
+
+class ConfigError(Exception):
+    """The file can't be used; `problems` holds every one found, in file order."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__(self.problems)
+
+    def __str__(self) -> str:
+        return "\n".join(map(str, self.problems))
+
+
+class Config(msgspec.Struct, frozen=True, kw_only=True):
+    version: int
+    settings: Settings
+    backends: tuple[Backend, ...]  # file order
+    models: tuple[Model, ...]  # file order
+    keys: tuple[ClientKey, ...] | None = None  # None: no `keys:` section, no client auth
+    warnings: tuple[Problem, ...] = ()  # disabled backends, unavailable models, ...
+
+    def backend(self, name: str) -> Backend:
+        for backend in self.backends:
+            if backend.name == name:
+                return backend
+        raise KeyError(name)
+
+
+def parse(text: str, env: Mapping[str, str], path: str = "routes.yaml") -> Config:
+    """The config in `text`, `${VAR}`s taken from `env`; ConfigError lists EVERY problem."""
+    r = Reader(path, env)
+    root = r.compose(text)
+    config = _config(r, root) if root is not None else None
+    if config is None or r.problems:
+        raise ConfigError(r.sorted(r.problems))
+    return msgspec.structs.replace(config, warnings=r.sorted(r.warnings))
+
+
+_TOP = ("version", "settings", "backends", "models", "keys")
+_SETTINGS = (
+    *("failure_threshold", "cooldown", "retries", "timeouts", "max_body"),
+    *("log_prompts", "admin_key", "keepalive", "on_disconnect"),
+)
+_TIMEOUTS = ("connect", "first_byte", "idle", "total")
+_MOCK_KNOBS = ("latency", "interval", "tokens", "chunks")
+_BACKEND = (
+    *("type", "base_url", "api_key", "api_version", "headers", "max_connections", "stream"),
+    *_MOCK_KNOBS,
+)
+_MODEL = ("targets", "strategy")
+_TARGET = ("backend", "model", "priority", "weight")
+_KEY = ("name", "key", "sha256", "models", "rpm", "tpm")
+_DEFAULT_URLS: dict[BackendType, str] = {
+    "openai": "https://api.openai.com/v1",
+    "anthropic": "https://api.anthropic.com",
+    "gemini": "https://generativelanguage.googleapis.com",
+}
+_AZURE_API_VERSION = "2024-10-21"
+_BACKEND_NAME = re.compile(r"[!-~]+")  # visible ASCII: it goes out in x-proxy-backend
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
+_HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def _config(r: Reader, root: yaml.Node) -> Config | None:
+    if not isinstance(root, yaml.MappingNode):
+        r.problem(root, "the top level must be a mapping with version, backends and models")
+        return None
+    top = r.fields(root, "the top level", _TOP)
+    version = r.need(top, "version", integer(), root, "missing required key 'version' (version: 1)")
+    if version is not None and version != 1:
+        r.problem(
+            top["version"][1], f"unsupported version {version}; this gateway reads version: 1"
+        )
+    for required in ("backends", "models"):
+        if required not in top:
+            r.problem(root, f"missing required key {required!r}")
+    settings = _settings(r, top["settings"][1]) if "settings" in top else Settings()
+    backends = _backends(r, top["backends"][1]) if "backends" in top else {}
+    models = _models(r, *top["models"], backends) if "models" in top else ()
+    keys = _keys(r, *top["keys"]) if "keys" in top else None
+    return Config(
+        version=version or 1,
+        settings=settings,
+        backends=tuple(backends.values()),
+        models=models,
+        keys=keys,
+    )
+
+
+def _settings(r: Reader, node: yaml.Node) -> Settings:
+    f = r.fields(node, "settings", _SETTINGS)
+    d = Settings()
+    admin_key = r.get(f, "admin_key", line, "")
+    return Settings(
+        failure_threshold=r.get(f, "failure_threshold", integer(1), d.failure_threshold),
+        cooldown=r.get(f, "cooldown", duration(positive=False), d.cooldown),
+        retries=r.get(f, "retries", integer(0, 10), d.retries),
+        timeouts=_timeouts(r, f["timeouts"][1]) if "timeouts" in f else d.timeouts,
+        max_body=r.get(f, "max_body", size(1), d.max_body),
+        log_prompts=r.get(f, "log_prompts", choice(_LOG_PROMPTS), d.log_prompts),
+        admin_key=Secret(admin_key) if admin_key else None,
+        keepalive=r.get(f, "keepalive", duration(positive=True), d.keepalive),
+        on_disconnect=r.get(f, "on_disconnect", choice(_ON_DISCONNECT), d.on_disconnect),
+    )
+
+
+def _timeouts(r: Reader, node: yaml.Node) -> Timeouts:
+    f = r.fields(node, "settings.timeouts", _TIMEOUTS)
+    d, positive = Timeouts(), duration(positive=True)
+    return Timeouts(
+        connect=r.get(f, "connect", positive, d.connect),
+        first_byte=r.get(f, "first_byte", positive, d.first_byte),
+        idle=r.get(f, "idle", positive, d.idle),
+        total=r.get(f, "total", positive, d.total),
+    )
+
+
+def _backends(r: Reader, node: yaml.Node) -> dict[str, Backend]:
+    """Every named backend, in file order; one with problems is still named (for targets)."""
+    return {
+        name: _backend(r, name, key, value)
+        for name, (key, value) in r.entries(node, "backends").items()
+    }
+
+
+def _backend(r: Reader, name: str, key: yaml.Node, node: yaml.Node) -> Backend:
+    if not _BACKEND_NAME.fullmatch(name):
+        r.problem(key, f"backend name {show(name)} must be visible ASCII without spaces")
+    f = r.fields(node, f"backend {name!r}", _BACKEND)
+    missing = f"backend {name!r} needs a type: {', '.join(_BACKEND_TYPES)}"
+    kind = r.need(f, "type", choice(_BACKEND_TYPES), key, missing)
+    for knob in _MOCK_KNOBS:
+        if knob in f and kind not in (None, "mock"):
+            r.problem(f[knob][0], f"{knob} applies only to type: mock backends")
+    if "api_version" in f and kind not in (None, "azure"):
+        r.problem(f["api_version"][0], "api_version applies only to type: azure backends")
+    base_url = r.get(f, "base_url", _url, "")
+    if not base_url and kind == "azure":
+        r.problem(key, f"azure backend {name!r} needs base_url: https://RESOURCE.openai.azure.com")
+    api_key, disabled = _api_key(r, name, f)
+    d = Backend(name=name, type="mock")
+    return Backend(
+        name=name,
+        type=kind or "mock",  # "mock" only stands in while a problem is being reported
+        base_url=base_url or _DEFAULT_URLS.get(kind or "mock", ""),
+        api_key=api_key,
+        api_version=r.get(f, "api_version", text, _AZURE_API_VERSION if kind == "azure" else None),
+        headers=_headers(r, name, f["headers"][1]) if "headers" in f else (),
+        max_connections=r.get(f, "max_connections", integer(1), d.max_connections),
+        stream=r.get(f, "stream", boolean, d.stream),
+        disabled=disabled,
+        latency=r.get(f, "latency", duration(positive=False), d.latency),
+        interval=r.get(f, "interval", duration(positive=False), d.interval),
+        tokens=r.get(f, "tokens", integer(1), d.tokens),
+        chunks=r.get(f, "chunks", integer(0), d.chunks),
+    )
+
+
+def _url(s: Scalar) -> str:
+    url = line(s).rstrip("/")
+    if not re.fullmatch(r"https?://[^/?#\s]+(/[^?#\s]*)?", url, re.IGNORECASE):
+        # Not echoed: a URL can carry a password or a key in its query.
+        raise ValueError("expected an http:// or https:// URL without a query")
+    return url
+
+
+def _api_key(r: Reader, name: str, f: Fields) -> tuple[Secret | None, str | None]:
+    """The key and, when it is given but empty, why the backend is disabled (a warning)."""
+    if "api_key" not in f:
+        return None, None  # e.g. a local server that takes no key
+    node = f["api_key"][1]
+    s = r.scalar(node)
+    key = "" if s is None or is_absent(s) else r.convert(node, s, line)
+    if key:
+        return Secret(key), None
+    if s is None or key is None:
+        return None, None  # a problem was reported
+    why = f"api_key is empty (set {s.refs[0]})" if len(s.refs) == 1 else "api_key is empty"
+    r.warn(node, f"backend {name!r} is disabled: {why}")
+    return None, why
+
+
+def _headers(r: Reader, backend: str, node: yaml.Node) -> tuple[tuple[str, str], ...]:
+    headers: dict[str, tuple[str, str]] = {}  # lowercased name → (name, value)
+    for name, (key, value) in r.entries(node, f"headers of backend {backend!r}").items():
+        if not _HEADER_NAME.fullmatch(name):
+            r.problem(key, f"{show(name)} is not a valid HTTP header name")
+        elif name.lower() in headers:
+            first = headers[name.lower()][0]
+            r.problem(key, f"header {name!r} repeats {first!r} (header names ignore case)")
+        # An empty value (`${OPENAI_ORG:-}` unset) drops the header rather than send it empty.
+        headers[name.lower()] = (name, r.one(value, line, ""))
+    return tuple((name, value) for name, value in headers.values() if value)
+
+
+def _models(
+    r: Reader, key: yaml.Node, node: yaml.Node, backends: dict[str, Backend]
+) -> tuple[Model, ...]:
+    models = []
+    for alias, (alias_key, value) in r.entries(node, "models").items():
+        if not alias:
+            r.problem(alias_key, "a model alias can't be empty")
+        f = r.fields(value, f"model {alias!r}", _MODEL)
+        strategy: Strategy = r.get(f, "strategy", choice(_STRATEGIES), "weighted")
+        targets = _targets(r, alias, alias_key, f, backends)
+        on = [backends[t.backend] for t in targets if t.backend in backends]
+        if on and len(on) == len(targets) and not any(b.enabled for b in on):
+            names = ", ".join(dict.fromkeys(b.name for b in on))
+            r.warn(
+                alias_key, f"model {alias!r} is unavailable: its backends are disabled ({names})"
+            )
+        models.append(Model(alias=alias, targets=targets, strategy=strategy))
+    if not models and not r.problems:
+        r.warn(key, "no models are defined; every request will get 404 model_not_found")
+    return tuple(models)
+
+
+def _targets(
+    r: Reader, alias: str, key: yaml.Node, f: Fields, backends: dict[str, Backend]
+) -> tuple[Target, ...]:
+    if "targets" not in f:
+        r.problem(key, f"model {alias!r} needs targets: a list like [{{backend: NAME}}]")
+        return ()
+    node = f["targets"][1]
+    items = r.items(node, f"targets of model {alias!r}")
+    if not items and (is_null(node) or isinstance(node, yaml.SequenceNode)):
+        r.problem(node, f"model {alias!r} has no targets; add at least one {{backend: NAME}}")
+    return tuple(_target(r, alias, item, backends) for item in items)
+
+
+def _target(r: Reader, alias: str, node: yaml.Node, backends: dict[str, Backend]) -> Target:
+    if isinstance(node, yaml.ScalarNode) and not is_null(node):
+        r.problem(node, f"expected a target like {{backend: NAME}}, got {show(node.value)}")
+        return Target(backend="")
+    f = r.fields(node, f"a target of model {alias!r}", _TARGET)
+    missing = f"a target of model {alias!r} needs backend: NAME"
+    backend = r.need(f, "backend", text, node, missing)
+    if backend is not None and backend not in backends:
+        hint = did_you_mean(backend, backends)
+        defined = ", ".join(backends) or "none"
+        r.problem(f["backend"][1], f"unknown backend {backend!r}{hint} (defined: {defined})")
+    return Target(
+        backend=backend or "",
+        model=r.get(f, "model", text, None),
+        priority=r.get(f, "priority", integer(), 0),
+        weight=r.get(f, "weight", integer(1), 1),
+    )
+
+
+def _keys(r: Reader, key: yaml.Node, node: yaml.Node) -> tuple[ClientKey, ...]:
+    keys: list[ClientKey] = []
+    names: dict[str, yaml.Node] = {}
+    digests: dict[bytes, str] = {}
+    for item in r.items(node, "keys"):
+        f = r.fields(item, "a keys entry", _KEY)
+        name = r.need(f, "name", text, item, "a keys entry needs name: (whose key it is)")
+        if name is not None and name in names:
+            first = names[name].start_mark.line + 1
+            r.problem(f["name"][1], f"duplicate key name {name!r} (first on line {first})")
+        label = name or "this entry"
+        names.setdefault(label, f["name"][1] if "name" in f else item)
+        digest = _digest(r, label, item, f)
+        if digest in digests:
+            r.problem(item, f"key for {label} is the same as the key for {digests[digest]}")
+        if digest:
+            digests.setdefault(digest, label)
+        keys.append(
+            ClientKey(
+                name=label,
+                digest=digest,
+                models=_globs(r, label, f["models"][1]) if "models" in f else None,
+                rpm=r.get(f, "rpm", integer(1), None),
+                tpm=r.get(f, "tpm", integer(1), None),
+            )
+        )
+    if not keys and not r.problems:
+        r.warn(key, "keys: lists no keys, so every request is refused (remove it for no auth)")
+    return tuple(keys)
+
+
+def _digest(r: Reader, label: str, item: yaml.Node, f: Fields) -> bytes:
+    """SHA-256 of `key:`, or `sha256:` as given; b"" after a problem. Never echoes either."""
+    if ("key" in f) == ("sha256" in f):
+        where = f["sha256"][0] if "sha256" in f else item
+        r.problem(where, f"give exactly one of key: or sha256: for {label}")
+        return b""
+    if "sha256" in f:
+        empty = f"sha256 for {label} is empty"
+        return r.need(f, "sha256", _hex_digest, f["sha256"][1], empty) or b""
+    key = r.need(f, "key", line, f["key"][1], f"key for {label} is empty")
+    return hashlib.sha256(key.encode()).digest() if key else b""
+
+
+def _hex_digest(s: Scalar) -> bytes:
+    if not _HEX_DIGEST.fullmatch(s.text):
+        raise ValueError("expected 64 hex digits: the SHA-256 of the key")
+    return bytes.fromhex(s.text)
+
+
+def _globs(r: Reader, label: str, node: yaml.Node) -> tuple[str, ...]:
+    if is_null(node):
+        r.problem(node, f"models for {label} is empty; list globs or remove models: to allow all")
+    globs = (r.one(item, text, "") for item in r.items(node, f"models of {label}"))
+    return tuple(glob for glob in globs if glob)
