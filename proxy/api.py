@@ -110,7 +110,8 @@ class Api:
         front: Wire,
     ) -> None:
         t0 = time.perf_counter()
-        rid = http.header(scope, b"x-request-id")
+        headers = http.headers_of(scope)
+        rid = headers.get(b"x-request-id")
         request_id = rid.decode("latin-1")[:128] if rid else http.new_request_id()
         if scope["method"] != "POST":
             err = errors.MethodNotAllowed(f"{scope['path']} takes POST")
@@ -119,13 +120,14 @@ class Api:
         runtime = self.runtime
         assert runtime is not None, "lifespan did not run"
         snapshot = runtime.snapshot  # this request's table, whatever reloads happen meanwhile
+        settings = snapshot.settings
         ex: forward.Exchange | None = None
-        guard: http.DisconnectGuard | None = None
+        watchdog: http.Watchdog | None = None
         try:
             caller = snapshot.keyring.identify(
-                http.header(scope, b"authorization"), http.header(scope, b"x-api-key")
+                headers.get(b"authorization"), headers.get(b"x-api-key")
             )
-            body = await http.read_body(scope, receive, snapshot.settings.max_body)
+            body = await http.read_body(headers, receive, settings.max_body)
             fields, model, stream, include_usage = _parse(body, endpoint)
             auth.check_model(caller, model)
             route = snapshot.table.resolve(model)
@@ -147,31 +149,31 @@ class Api:
                 include_usage,
                 t0,
             )
-            guard = http.DisconnectGuard(receive, snapshot.settings.on_disconnect == "drain")
+            watchdog = http.Watchdog(
+                receive, settings.timeouts.total, settings.on_disconnect == "drain"
+            )
             with tracer.request("POST", scope["path"]):
-                async with asyncio.timeout(snapshot.settings.timeouts.total):
-                    await forward.run(ex, runtime, snapshot, route)
+                await forward.run(ex, runtime, snapshot, route)
         except errors.ProxyError as err:
             await _fail(send, err, front, request_id, ex)
         except http.ClientGone:
             return
-        except TimeoutError:
-            total = snapshot.settings.timeouts.total
-            await _fail(
-                send,
-                errors.GatewayTimeout(
-                    f"request exceeded timeouts.total={total:g}s; the upstream took too long"
-                ),
-                front,
-                request_id,
-                ex,
-            )
         except asyncio.CancelledError:
             task = asyncio.current_task()
-            if guard is not None and guard.gone and task is not None:
-                task.uncancel()  # our own cancel: the client left; nothing more to do
-                return
-            raise
+            if watchdog is None or task is None or not (watchdog.gone or watchdog.expired):
+                raise
+            task.uncancel()  # our own cancel: the client left, or the deadline passed
+            if watchdog.expired and not watchdog.gone:
+                total = settings.timeouts.total
+                await _fail(
+                    send,
+                    errors.GatewayTimeout(
+                        f"request exceeded timeouts.total={total:g}s; the upstream took too long"
+                    ),
+                    front,
+                    request_id,
+                    ex,
+                )
         except Exception:
             log.exception("unexpected error in request %s", request_id)
             await _fail(
@@ -184,8 +186,8 @@ class Api:
                 ex,
             )
         finally:
-            if guard is not None:
-                guard.close()
+            if watchdog is not None:
+                watchdog.close()
 
 
 async def _fail(

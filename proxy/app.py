@@ -18,7 +18,7 @@ from typing import Any
 
 from litestar import Litestar, Request, Response
 from litestar.exceptions import HTTPException
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Message, Receive, Send
 
 from proxy import admin, errors, http
 from proxy.api import Api
@@ -69,7 +69,7 @@ def _render(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
 def _request_id_middleware(app: ASGIApp) -> ASGIApp:
     """Every Litestar-served response carries `x-request-id` too (the client's, if sent)."""
 
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+    async def middleware(scope: Any, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return

@@ -16,7 +16,7 @@ class ProxyError(Exception):
     status: ClassVar[int] = 500
     type: ClassVar[str] = "api_error"
     anthropic_type: ClassVar[str] = "api_error"
-    code: ClassVar[str | None] = None
+    code: str | None = None  # class default; an instance may carry its own
 
     def __init__(
         self,

@@ -7,10 +7,8 @@ sent them (translated when protocols differ). Streams may fail over until they c
 (`streaming.py`); after that a failure ends the stream with an error event.
 """
 
-import asyncio
 import logging
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -322,8 +320,7 @@ async def _attempt(
             body,
             key.model,
             ex.stream and state.config.stream,
-            http.forwarded_headers(ex.scope, wire == "anthropic")
-            + [("x-request-id", ex.request_id)],
+            http.forwarded_headers(ex.scope, wire == "anthropic", ex.request_id),
         )
     except Unsupported:
         circuit.release()

@@ -5,6 +5,7 @@ holds the few primitives they share. Header names are lower-case bytes, as ASGI 
 """
 
 import asyncio
+import itertools
 import os
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
@@ -47,7 +48,9 @@ _NOT_FORWARDED = frozenset(
     }
 )
 # Provider-specific headers that only make sense to that provider's API.
-_ANTHROPIC_ONLY = frozenset({b"anthropic-version", b"anthropic-beta", b"anthropic-dangerous-direct-browser-access"})
+_ANTHROPIC_ONLY = frozenset(
+    {b"anthropic-version", b"anthropic-beta", b"anthropic-dangerous-direct-browser-access"}
+)
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:
@@ -57,13 +60,24 @@ def header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
+def headers_of(scope: Scope) -> dict[bytes, bytes]:
+    """The request headers as a dict (last one wins), built once per request in C."""
+    return dict(scope["headers"])
+
+
+_ID_PREFIX = "req_" + os.urandom(6).hex()  # per worker process
+_ids = itertools.count(1)
+
+
 def new_request_id() -> str:
-    return "req_" + os.urandom(12).hex()
+    """Unique across workers and restarts (random per-process prefix, then a counter)."""
+    return f"{_ID_PREFIX}{next(_ids):010x}"
 
 
-def forwarded_headers(scope: Scope, anthropic: bool) -> list[tuple[str, str]]:
-    """The client's headers that travel upstream (decoded), minus credentials and hop-by-hop."""
-    out: list[tuple[str, str]] = []
+def forwarded_headers(scope: Scope, anthropic: bool, request_id: str) -> list[tuple[str, str]]:
+    """The client's headers that travel upstream (decoded), minus credentials and hop-by-hop,
+    plus the request id."""
+    out: list[tuple[str, str]] = [("x-request-id", request_id)]
     for k, v in scope["headers"]:
         if k in _NOT_FORWARDED or (not anthropic and k in _ANTHROPIC_ONLY):
             continue
@@ -73,9 +87,9 @@ def forwarded_headers(scope: Scope, anthropic: bool) -> list[tuple[str, str]]:
     return out
 
 
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+async def read_body(headers: dict[bytes, bytes], receive: Receive, limit: int) -> bytes:
     """The whole request body, or PayloadTooLarge as soon as it is known to exceed `limit`."""
-    length = header(scope, b"content-length")
+    length = headers.get(b"content-length")
     if length is not None and length.isdigit() and int(length) > limit:
         raise errors.PayloadTooLarge(
             f"request body is {int(length)} bytes; this gateway accepts at most {limit} bytes "
@@ -131,36 +145,62 @@ async def respond_error(
     await respond(send, status, headers, body)
 
 
-class DisconnectGuard:
-    """Cancels the handler's task when the client goes away mid-request.
+class Watchdog:
+    """Cancels the handler's task when the client goes away or `timeouts.total` runs out.
 
     granian swallows `send()` after a disconnect, so the only reliable signal is
-    `http.disconnect` from `receive()`. The watcher task is started only if the request is
-    still running after `DELAY` seconds: quick requests never pay for a task.
+    `http.disconnect` from `receive()`. The watcher task starts only if the request is still
+    running after `DELAY` seconds: quick requests pay for one timer handle, nothing more.
+    With `drain`, a disconnect is noted but the upstream is still read to its end (bounded by
+    the deadline), so usage is counted.
     """
 
     DELAY = 0.02
-    __slots__ = ("_drain", "_handle", "_receive", "_task", "_watcher", "gone")
+    __slots__ = (
+        "_deadline",
+        "_drain",
+        "_handle",
+        "_receive",
+        "_task",
+        "_watcher",
+        "expired",
+        "gone",
+    )
 
-    def __init__(self, receive: Receive, drain: bool) -> None:
+    def __init__(self, receive: Receive, total: float, drain: bool) -> None:
+        loop = asyncio.get_running_loop()
         self._receive = receive
         self._drain = drain
         self._task = asyncio.current_task()
         self._watcher: asyncio.Task[None] | None = None
+        self._deadline = loop.time() + total
         self.gone = False
-        self._handle = asyncio.get_running_loop().call_later(self.DELAY, self._start)
+        self.expired = False
+        self._handle = loop.call_later(min(self.DELAY, total), self._start)
 
     def _start(self) -> None:
         self._watcher = asyncio.get_running_loop().create_task(self._watch())
 
     async def _watch(self) -> None:
-        while True:
-            message = await self._receive()
+        loop = asyncio.get_running_loop()
+        while not self.gone:
+            try:
+                async with asyncio.timeout_at(self._deadline):
+                    message = await self._receive()
+            except TimeoutError:
+                break
             if message["type"] == "http.disconnect":
                 self.gone = True
-                if not self._drain and self._task is not None:
-                    self._task.cancel()
-                return
+                if not self._drain:
+                    self._cancel()
+                    return
+        await asyncio.sleep(max(0.0, self._deadline - loop.time()))
+        self.expired = True
+        self._cancel()
+
+    def _cancel(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
 
     def close(self) -> None:
         self._handle.cancel()

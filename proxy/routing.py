@@ -85,13 +85,16 @@ class RouteTable:
                     break
         if model is None:
             return None
-        return Route(model.alias, model.strategy, _tiers(model.targets, name, matched, self._enabled))
+        return Route(
+            model.alias, model.strategy, _tiers(model.targets, name, matched, self._enabled)
+        )
 
     def suggestions(self, limit: int = 5) -> list[str]:
         """A few routable names for 'unknown model' messages."""
-        return list(self.aliases[:limit]) + [g.pattern for g in self._globs][
-            : max(0, limit - len(self.aliases))
-        ]
+        return (
+            list(self.aliases[:limit])
+            + [g.pattern for g in self._globs][: max(0, limit - len(self.aliases))]
+        )
 
 
 def _glob_regex(pattern: str) -> re.Pattern[str]:
@@ -132,8 +135,12 @@ def order(
 ) -> list[Candidate]:
     """Candidates in attempt order: tier by tier, each tier ordered by `rank` (default
     weighted-random), skipping targets that are not `usable` (circuit open)."""
+    tiers = route.tiers
+    if len(tiers) == 1 and len(tiers[0]) == 1:  # the common case: one target
+        only = tiers[0][0]
+        return [only] if usable(only.key) else []
     out: list[Candidate] = []
-    for tier in route.tiers:
+    for tier in tiers:
         live = [c for c in tier if usable(c.key)]
         if live:
             out.extend(rank(live) if rank is not None else weighted_order(live, rng))

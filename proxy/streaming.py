@@ -126,7 +126,7 @@ def _error_message(data: str) -> str:
         return "upstream sent malformed stream data"
     err = body.get("error")
     if isinstance(err, dict) and isinstance(err.get("message"), str):
-        return "upstream stream error: " + err["message"][:300]
+        return "upstream stream error: " + str(err["message"])[:300]
     return "upstream stream error"
 
 

@@ -25,8 +25,13 @@ _PROVIDER_NAMES = {
     "gemini": "gcp.gemini",
     "mock": "llm_proxy.mock",
 }
-_OPERATIONS = {"chat": "chat", "messages": "chat", "completions": "text_completion",
-               "embeddings": "embeddings", "count_tokens": "count_tokens"}
+_OPERATIONS = {
+    "chat": "chat",
+    "messages": "chat",
+    "completions": "text_completion",
+    "embeddings": "embeddings",
+    "count_tokens": "count_tokens",
+}
 
 
 class AttemptSpan(Protocol):
@@ -93,9 +98,10 @@ class Tracer:
 
     def request(self, method: str, route: str) -> AbstractContextManager[Any]:
         if self._tracer is None:
-            return nullcontext(None)
+            return _NULL
         return self._tracer.start_as_current_span(
-            f"{method} {route}", kind=SpanKind.SERVER,
+            f"{method} {route}",
+            kind=SpanKind.SERVER,
             attributes={"http.request.method": method, "http.route": route, "url.path": route},
         )
 

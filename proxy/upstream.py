@@ -69,6 +69,16 @@ class _HttpResponse:
             raise UpstreamError("reset", f"upstream connection lost: {exc}") from exc
 
     async def read(self, limit: int) -> bytes:
+        length = self._resp.content_length
+        if length is not None and length <= limit:
+            try:
+                return await self._resp.read()
+            except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+                raise UpstreamError(
+                    "timeout", "upstream idle timeout while sending its body"
+                ) from exc
+            except (aiohttp.ClientError, OSError) as exc:
+                raise UpstreamError("reset", f"upstream body broke off: {exc}") from exc
         chunks: list[bytes] = []
         size = 0
         while chunk := await self.read_chunk():
@@ -108,19 +118,15 @@ class HttpTransport:
     async def send(self, request: UpstreamRequest) -> UpstreamResponse:
         t = self._timeouts
         try:
-            async with asyncio.timeout(t.first_byte):
-                resp = await self._session.request(
-                    request.method, request.url, data=request.body, headers=request.headers
-                )
-        except TimeoutError as exc:
+            # sock_read (= first_byte until headers arrive) and sock_connect bound this await.
+            resp = await self._session.request(
+                request.method, request.url, data=request.body, headers=request.headers
+            )
+        except aiohttp.ConnectionTimeoutError as exc:
             raise UpstreamError(
-                "timeout", f"upstream sent no response headers within first_byte={t.first_byte:g}s"
+                "timeout", f"upstream connect timed out after connect={t.connect:g}s"
             ) from exc
         except aiohttp.ServerTimeoutError as exc:
-            if "connect" in str(exc).lower():
-                raise UpstreamError(
-                    "timeout", f"upstream connect timed out after connect={t.connect:g}s"
-                ) from exc
             raise UpstreamError(
                 "timeout", f"upstream sent no response headers within first_byte={t.first_byte:g}s"
             ) from exc
