@@ -13,13 +13,13 @@ from typing import Any
 
 import msgspec
 
-from proxy import errors, http, translate
+from proxy import errors, http, synthesize, translate
 from proxy.errors import Wire
 from proxy.providers.base import Endpoint, Unsupported
 from proxy.reload import BackendState, Runtime, Snapshot
 from proxy.resilience import Circuit, is_failover, retry_after
 from proxy.routing import Candidate, Route, TargetKey, order
-from proxy.streaming import Keepalive, Relay, StreamFailed
+from proxy.streaming import Keepalive, Relay, StreamFailed, start
 from proxy.telemetry import tracer
 from proxy.upstream import UpstreamError, UpstreamResponse
 
@@ -358,7 +358,7 @@ async def _attempt(
                 circuit.succeed()  # the target is healthy: the request was at fault
                 await _client_error(ex, state, key, upstream, data)
                 return None
-            if ex.stream:
+            if ex.stream and state.config.stream:
                 relay = Relay(ex, state, key, upstream, snapshot.settings, span)
                 try:
                     await relay.run()
@@ -377,6 +377,22 @@ async def _attempt(
         tr = None if ex.front == wire else translate.pick(ex.front, wire)
         if tr is not None:
             data = tr.response(data, ex.model)
+        if ex.stream:  # a `stream: false` backend: replay the whole answer as a stream
+            try:
+                frames = (
+                    synthesize.openai_stream(data, ex.include_usage)
+                    if ex.front == "openai"
+                    else synthesize.anthropic_stream(data)
+                )
+            except synthesize.NotSynthesizable as exc:
+                return _Failure("protocol", str(exc))
+            circuit.succeed(headers_at - sent)
+            if ex.keepalive is not None:
+                await ex.keepalive.stop()
+            ex.committed = True
+            await start(ex, key)
+            await ex.send({"type": "http.response.body", "body": frames, "more_body": False})
+            return None
         circuit.succeed(headers_at - sent)
         headers = _response_headers(ex, key, upstream)
         headers.append((b"content-type", b"application/json"))
