@@ -55,7 +55,9 @@ def _serve(args: argparse.Namespace) -> int:
     if config.keys is None and not _loopback(args.host):
         log.warning(
             "listening on %s without client keys: anyone who can reach this port can use every "
-            "backend. Add a `keys:` section to %s.", args.host, path.name,
+            "backend. Add a `keys:` section to %s.",
+            args.host,
+            path.name,
         )
     stamp_dir = tempfile.mkdtemp(prefix="llm-proxy-")
     stamp = Path(stamp_dir) / "reload"
@@ -110,10 +112,12 @@ def main(argv: list[str] | None = None) -> int:
         "--workers", type=int, default=int(os.environ.get("LLM_PROXY_WORKERS", "1") or 1)
     )
     serve.add_argument("--backlog", type=int, default=4096)
-    serve.add_argument("--backpressure", type=int, default=16384,
-                       help="max concurrent connections per worker")
-    serve.add_argument("--grace", type=int, default=30,
-                       help="seconds in-flight requests get to finish on shutdown")
+    serve.add_argument(
+        "--backpressure", type=int, default=16384, help="max concurrent connections per worker"
+    )
+    serve.add_argument(
+        "--grace", type=int, default=30, help="seconds in-flight requests get to finish on shutdown"
+    )
     check = sub.add_parser("check", help="validate a routes.yaml")
     check.add_argument("path")
     args = parser.parse_args(argv)

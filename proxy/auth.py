@@ -35,7 +35,9 @@ class Keyring(NamedTuple):
             )
         key = self.by_digest.get(hashlib.sha256(presented).digest())
         if key is None:
-            raise errors.Unauthorized("the API key is not valid for this gateway: check the key you sent")
+            raise errors.Unauthorized(
+                "the API key is not valid for this gateway: check the key you sent"
+            )
         return key
 
 

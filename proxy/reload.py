@@ -72,7 +72,9 @@ def read_config(path: Path, env: Mapping[str, str]) -> Config:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError((Problem(str(path), 1, 1, f"cannot read config: {exc.strerror}"),)) from exc
+        raise ConfigError(
+            (Problem(str(path), 1, 1, f"cannot read config: {exc.strerror}"),)
+        ) from exc
     return parse(text, env, str(path))
 
 
@@ -114,7 +116,12 @@ class Runtime:
                 )
         generation = old.generation + 1 if old is not None else 1
         return Snapshot(
-            config, RouteTable(config), Keyring.build(config.keys), backends, generation, time.time()
+            config,
+            RouteTable(config),
+            Keyring.build(config.keys),
+            backends,
+            generation,
+            time.time(),
         )
 
     def _swap(self, config: Config) -> Snapshot:
@@ -139,15 +146,24 @@ class Runtime:
                 self.reloads_failed += 1
                 self.last_error = tuple(str(p) for p in err.problems)
                 for line in self.last_error:
-                    log.error("config reload (%s) rejected, keeping generation %d: %s",
-                              reason, self.snapshot.generation, line)
+                    log.error(
+                        "config reload (%s) rejected, keeping generation %d: %s",
+                        reason,
+                        self.snapshot.generation,
+                        line,
+                    )
                 return ReloadResult(False, self.snapshot.generation, self.last_error)
             new = self._swap(config)
             self.reloads_ok += 1
             self.last_error = ()
             self._log_warnings(config)
-            log.info("config reloaded (%s): generation %d, %d models, %d backends",
-                     reason, new.generation, len(config.models), len(config.backends))
+            log.info(
+                "config reloaded (%s): generation %d, %d models, %d backends",
+                reason,
+                new.generation,
+                len(config.models),
+                len(config.backends),
+            )
             return ReloadResult(True, new.generation, ())
 
     def _log_warnings(self, config: Config) -> None:

@@ -35,7 +35,9 @@ def _data(obj: dict[str, Any]) -> bytes:
 def openai_stream(body: bytes, include_usage: bool) -> bytes:
     """chat.completion or text_completion JSON → chunk frames ending in `data: [DONE]`."""
     resp = _load(body)
-    base = {k: resp[k] for k in ("id", "created", "model", "system_fingerprint") if k in resp}
+    base: dict[str, Any] = {
+        k: resp[k] for k in ("id", "created", "model", "system_fingerprint") if k in resp
+    }
     chat = resp.get("object") != "text_completion"
     base["object"] = "chat.completion.chunk" if chat else "text_completion"
     frames: list[bytes] = []

@@ -3,7 +3,14 @@
 from collections.abc import Sequence
 
 from proxy.config import Backend
-from proxy.providers.base import Endpoint, Header, UpstreamRequest, Unsupported, Wire, common_headers
+from proxy.providers.base import (
+    Endpoint,
+    Header,
+    Unsupported,
+    UpstreamRequest,
+    Wire,
+    common_headers,
+)
 
 ANTHROPIC_VERSION = "2023-06-01"
 _PATHS: dict[str, str] = {"messages": "/v1/messages", "count_tokens": "/v1/messages/count_tokens"}

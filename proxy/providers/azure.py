@@ -4,7 +4,14 @@ from collections.abc import Sequence
 from urllib.parse import quote
 
 from proxy.config import Backend
-from proxy.providers.base import Endpoint, Header, UpstreamRequest, Unsupported, Wire, common_headers
+from proxy.providers.base import (
+    Endpoint,
+    Header,
+    Unsupported,
+    UpstreamRequest,
+    Wire,
+    common_headers,
+)
 
 _PATHS: dict[str, str] = {
     "chat": "/chat/completions",

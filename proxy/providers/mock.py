@@ -17,13 +17,51 @@ from typing import Any
 import msgspec
 
 from proxy.config import Backend
-from proxy.providers.base import Endpoint, Header, UpstreamRequest, Unsupported, Wire
+from proxy.providers.base import Endpoint, Header, Unsupported, UpstreamRequest, Wire
 
-_WORDS = (
-    "the gateway routes every request to a healthy backend and streams tokens straight "
-    "through while config edits land without dropping a single open stream so teams can "
-    "share one url for many models with keys limits traces and failover built in"
-).split()
+_WORDS = [
+    "the",
+    "gateway",
+    "routes",
+    "every",
+    "request",
+    "to",
+    "a",
+    "healthy",
+    "backend",
+    "and",
+    "streams",
+    "tokens",
+    "straight",
+    "through",
+    "while",
+    "config",
+    "edits",
+    "land",
+    "without",
+    "dropping",
+    "a",
+    "single",
+    "open",
+    "stream",
+    "so",
+    "teams",
+    "can",
+    "share",
+    "one",
+    "url",
+    "for",
+    "many",
+    "models",
+    "with",
+    "keys",
+    "limits",
+    "traces",
+    "and",
+    "failover",
+    "built",
+    "in",
+]
 
 _decode = msgspec.json.Decoder(dict[str, Any]).decode
 _encode = msgspec.json.Encoder().encode
@@ -158,7 +196,9 @@ class MockTransport:
         created = int(time.time())
         n = self._chunks if self._chunks > 0 else len(words)
         n = max(1, min(n, len(words)))
-        pieces = [" ".join(words[i * len(words) // n : (i + 1) * len(words) // n]) for i in range(n)]
+        pieces = [
+            " ".join(words[i * len(words) // n : (i + 1) * len(words) // n]) for i in range(n)
+        ]
         pieces = [p if i == 0 else " " + p for i, p in enumerate(pieces)]
         obj = "chat.completion.chunk" if chat else "text_completion"
         cid = ("chatcmpl-" if chat else "cmpl-") + seed
@@ -172,14 +212,26 @@ class MockTransport:
 
         frames: list[bytes] = []
         if chat:
-            frames.append(frame({"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}))
+            frames.append(
+                frame(
+                    {
+                        "index": 0,
+                        "delta": {"role": "assistant", "content": ""},
+                        "finish_reason": None,
+                    }
+                )
+            )
             for p in pieces:
                 frames.append(frame({"index": 0, "delta": {"content": p}, "finish_reason": None}))
             frames.append(frame({"index": 0, "delta": {}, "finish_reason": "stop"}))
         else:
             for p in pieces:
-                frames.append(frame({"index": 0, "text": p, "finish_reason": None, "logprobs": None}))
-            frames.append(frame({"index": 0, "text": "", "finish_reason": "stop", "logprobs": None}))
+                frames.append(
+                    frame({"index": 0, "text": p, "finish_reason": None, "logprobs": None})
+                )
+            frames.append(
+                frame({"index": 0, "text": "", "finish_reason": "stop", "logprobs": None})
+            )
         if usage is not None:
             frames.append(frame(None, {"usage": usage}))
         frames.append(b"data: [DONE]\n\n")
@@ -215,7 +267,9 @@ def _reply(prompt: str, tokens: int) -> list[str]:
 
 def _embeddings(body: dict[str, Any]) -> MockResponse:
     raw = body.get("input")
-    inputs: list[Any] = raw if isinstance(raw, list) and raw and not isinstance(raw[0], int) else [raw]
+    inputs: list[Any] = (
+        raw if isinstance(raw, list) and raw and not isinstance(raw[0], int) else [raw]
+    )
     as_base64 = body.get("encoding_format") == "base64"
     data = []
     tokens = 0
@@ -240,5 +294,7 @@ def _embeddings(body: dict[str, Any]) -> MockResponse:
 
 
 def _error(status: int, message: str) -> MockResponse:
-    body = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}}
+    body = {
+        "error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}
+    }
     return MockResponse(status, dict(_JSON), [_encode(body)], [0.0])
