@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from proxy.config import Config, ConfigError
-from proxy.reload import STAMP_ENV, read_config
+from proxy.reload import STAMP_ENV, WORKERS_ENV, read_config
 
 log = logging.getLogger("llm_proxy")
 
@@ -64,6 +64,7 @@ def _serve(args: argparse.Namespace) -> int:
     stamp.touch()
     os.environ["LLM_PROXY_CONFIG"] = str(path)
     os.environ[STAMP_ENV] = str(stamp)
+    os.environ[WORKERS_ENV] = str(max(1, args.workers))
 
     class _Server(Server):  # type: ignore[misc, valid-type]
         # granian's own SIGHUP handling respawns workers and so cuts every open stream;

@@ -8,12 +8,14 @@ the front door's protocol.
 
 import asyncio
 import logging
+import math
 import time
 from typing import Any
 
 import msgspec
 
 from proxy import auth, errors, forward, http
+from proxy.config import ClientKey
 from proxy.errors import Wire
 from proxy.providers.base import Endpoint
 from proxy.reload import Runtime
@@ -123,10 +125,13 @@ class Api:
         settings = snapshot.settings
         ex: forward.Exchange | None = None
         watchdog: http.Watchdog | None = None
+        caller = auth.ANONYMOUS
         try:
             caller = snapshot.keyring.identify(
                 headers.get(b"authorization"), headers.get(b"x-api-key")
             )
+            if caller.rpm is not None or caller.tpm is not None:
+                _admit(runtime, caller)
             body = await http.read_body(headers, receive, settings.max_body)
             fields, model, stream, include_usage = _parse(body, endpoint)
             auth.check_model(caller, model)
@@ -188,6 +193,19 @@ class Api:
         finally:
             if watchdog is not None:
                 watchdog.close()
+            if ex is not None and ex.usage is not None and caller.tpm is not None:
+                runtime.limiter.charge(caller.name, sum(ex.usage), caller.tpm, time.monotonic())
+
+
+def _admit(runtime: Runtime, caller: ClientKey) -> None:
+    verdict = runtime.limiter.admit(caller.name, caller.rpm, caller.tpm, time.monotonic())
+    if not verdict.allowed:
+        wait = max(1, math.ceil(verdict.retry_after))
+        raise errors.RateLimited(
+            f"key '{caller.name}' is over its rate limit ({verdict.reason} per minute); "
+            f"retry after {wait}s",
+            headers=(("retry-after", str(wait)), ("x-should-retry", "true")),
+        )
 
 
 async def _fail(

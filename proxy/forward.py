@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from proxy import errors, http, synthesize, translate
+from proxy import errors, http, synthesize, tokens, translate
 from proxy.errors import Wire
 from proxy.providers.base import Endpoint, Unsupported
 from proxy.reload import BackendState, Runtime, Snapshot
@@ -22,6 +22,7 @@ from proxy.routing import Candidate, Route, TargetKey, order
 from proxy.streaming import Keepalive, Relay, StreamFailed, start
 from proxy.telemetry import tracer
 from proxy.upstream import UpstreamError, UpstreamResponse
+from proxy.usage import Usage, from_body
 
 log = logging.getLogger("llm_proxy.forward")
 
@@ -88,7 +89,7 @@ class Exchange:
         self.committed = False  # stream content sent: no more failover
         self.keepalive: Keepalive | None = None
         self.upstream_time = 0.0
-        self.usage: dict[str, Any] | None = None
+        self.usage: Usage | None = None  # (input, output) tokens as the backend reported
 
 
 class _Failure:
@@ -167,6 +168,11 @@ async def run(ex: Exchange, runtime: Runtime, snapshot: Snapshot, route: Route) 
     candidates = order(route, runtime.rng, usable, _ranker(route, circuits))
     if not candidates:
         raise _no_target(route, circuits, now)
+    if ex.endpoint == "count_tokens" and all(
+        snapshot.backends[c.key.backend].adapter.wire != "anthropic" for c in candidates
+    ):
+        await _estimate_tokens(ex, candidates[0].key)
+        return
     if ex.stream:
         ex.keepalive = Keepalive(ex, settings.keepalive)
     try:
@@ -220,6 +226,13 @@ async def _attempts(
     if ex.keepalive is not None:
         await ex.keepalive.stop()
     await _exhausted(ex, last)
+
+
+async def _estimate_tokens(ex: Exchange, key: TargetKey) -> None:
+    body = _encode({"input_tokens": tokens.estimate_input_tokens(ex.body)})
+    headers = _response_headers(ex, key, None)
+    headers += [(b"content-type", b"application/json"), (b"x-proxy-estimate", b"true")]
+    await http.respond(ex.send, 200, headers, body)
 
 
 def _ranker(route: Route, circuits: dict[TargetKey, Circuit]) -> Any:
@@ -377,6 +390,7 @@ async def _attempt(
         tr = None if ex.front == wire else translate.pick(ex.front, wire)
         if tr is not None:
             data = tr.response(data, ex.model)
+        ex.usage = from_body(data, ex.front)
         if ex.stream:  # a `stream: false` backend: replay the whole answer as a stream
             try:
                 frames = (

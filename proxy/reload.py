@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 from proxy import providers
 from proxy.auth import Keyring
+from proxy.limits import Limiter
 from proxy.config import Backend, Config, ConfigError, Problem, Settings, parse
 from proxy.providers.base import Adapter
 from proxy.resilience import Circuit
@@ -32,6 +33,7 @@ log = logging.getLogger("llm_proxy.reload")
 
 POLL = 0.25  # seconds between file checks: a change is live well within a second
 STAMP_ENV = "LLM_PROXY_RELOAD_STAMP"
+WORKERS_ENV = "LLM_PROXY_WORKER_COUNT"  # set by `serve`: rate limits are split across workers
 
 
 class BackendState(NamedTuple):
@@ -84,6 +86,7 @@ class Runtime:
     def __init__(self, path: Path, config: Config) -> None:
         self.path = path
         self.circuits: dict[TargetKey, Circuit] = {}
+        self.limiter = Limiter(int(os.environ.get(WORKERS_ENV, "1") or 1))
         self.rng = random.Random()
         self.last_error: tuple[str, ...] = ()  # problems of the last failed reload
         self.reloads_ok = 0

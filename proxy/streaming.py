@@ -20,6 +20,7 @@ from proxy.config import Settings
 from proxy.errors import Wire
 from proxy.routing import TargetKey
 from proxy.upstream import UpstreamError, UpstreamResponse
+from proxy.usage import AnthropicUsage, anthropic_usage, from_openai_dict
 
 if TYPE_CHECKING:
     from proxy.forward import Exchange
@@ -61,11 +62,16 @@ class _AnthropicBlock(msgspec.Struct):
     text: str | None = None
 
 
+class _AnthropicMessage(msgspec.Struct):
+    usage: AnthropicUsage | None = None
+
+
 class _AnthropicEvent(msgspec.Struct):
     type: str = ""
     content_block: _AnthropicBlock | None = None
     error: msgspec.Raw | None = None
-    usage: dict[str, Any] | None = None
+    message: _AnthropicMessage | None = None
+    usage: AnthropicUsage | None = None
 
 
 _chunk = msgspec.json.Decoder(_Chunk)
@@ -274,6 +280,8 @@ class Relay:
             upstream_events = self._decoder.feed(chunk)
             if self._tr is None:
                 for event in upstream_events:
+                    if front == "anthropic":
+                        self._anthropic_usage(event)
                     v = verdict(front, event)
                     if v == "error":
                         raise StreamFailed("stream_error", _error_message(event.data))
@@ -303,7 +311,11 @@ class Relay:
             if cut:
                 region = pending[:cut]
                 pending = pending[cut:]
-                if b'"choices":[]' in region or b'"choices": []' in region:
+                if self._wire == "anthropic":
+                    if b"message_delta" in region:
+                        for event in sse.Decoder().feed(region):
+                            self._anthropic_usage(event)
+                elif b'"choices":[]' in region or b'"choices": []' in region:
                     region = self._usage_frames(region)
                 if region:
                     self._tail = region[-48:]
@@ -328,11 +340,28 @@ class Relay:
                     kept.append(frame)
                     continue
                 if chunk.usage:
-                    self._ex.usage = chunk.usage
+                    self._ex.usage = from_openai_dict(chunk.usage)
                     if not self._ex.include_usage:
                         continue
             kept.append(frame)
         return b"\n\n".join(kept)
+
+    def _anthropic_usage(self, event: sse.Event) -> None:
+        """message_start carries input tokens, message_delta the cumulative output."""
+        if event.event not in ("message_start", "message_delta"):
+            return
+        try:
+            ev = _anthropic_event.decode(event.data)
+        except msgspec.DecodeError:
+            return
+        found = ev.message.usage if ev.message is not None else ev.usage
+        if found is None:
+            return
+        inp, out = anthropic_usage(found)
+        prev = self._ex.usage
+        if event.event == "message_delta" and prev is not None and not inp:
+            inp = prev[0]  # message_delta may repeat only output_tokens
+        self._ex.usage = (inp, out)
 
     async def _translated(self, first: bytes) -> None:
         assert self._tr is not None
@@ -347,6 +376,8 @@ class Relay:
             out = [e for ev in self._decoder.feed(chunk) for e in self._tr.feed(ev)]
             if out:
                 await self._send(b"".join(sse.encode(e.data, e.event) for e in out))
+        if self._tr.usage is not None:
+            self._ex.usage = self._tr.usage
         if self._tr.finish is None:
             raise StreamFailed("truncated", "upstream stream ended before it was complete")
         closing = self._tr.close()
