@@ -107,10 +107,10 @@ class _AnthropicError(msgspec.Struct):
     message: str
 
 
-class _AnthropicEnvelope(msgspec.Struct):
+class _AnthropicEnvelope(msgspec.Struct, kw_only=True):
+    type: str = "error"
     error: _AnthropicError
     request_id: str | None = None
-    type: str = "error"
 
 
 class _GeminiError(msgspec.Struct):
@@ -142,7 +142,9 @@ def body(err: ProxyError, wire: Wire, request_id: str | None = None) -> bytes:
     """The error envelope for `wire`, as bytes."""
     if wire == "anthropic":
         return _encode(
-            _AnthropicEnvelope(_AnthropicError(err.anthropic_type, err.message), request_id)
+            _AnthropicEnvelope(
+                error=_AnthropicError(err.anthropic_type, err.message), request_id=request_id
+            )
         )
     if wire == "gemini":
         status = _GEMINI_STATUS.get(err.status, "INTERNAL")

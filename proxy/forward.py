@@ -36,6 +36,13 @@ _PASSED_ON = ("retry-after", "retry-after-ms", "openai-processing-ms")
 _PASSED_PREFIX = ("x-ratelimit-", "anthropic-ratelimit-")
 
 
+# A translated request goes to the backend protocol's equivalent endpoint.
+_ENDPOINT_ON: dict[tuple[str, str], Endpoint] = {
+    ("messages", "openai"): "chat",
+    ("chat", "anthropic"): "messages",
+}
+
+
 class Exchange:
     """Everything about one client request that the attempt loop needs."""
 
@@ -329,7 +336,7 @@ async def _attempt(
     try:
         body = upstream_body(ex, state, key.model)
         request = state.adapter.build(
-            ex.endpoint,
+            _ENDPOINT_ON.get((ex.endpoint, wire), ex.endpoint),
             body,
             key.model,
             ex.stream and state.config.stream,
