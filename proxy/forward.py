@@ -22,7 +22,7 @@ from proxy.routing import Candidate, Route, TargetKey, order
 from proxy.streaming import Keepalive, Relay, StreamFailed, start
 from proxy.telemetry import tracer
 from proxy.upstream import UpstreamError, UpstreamResponse
-from proxy.usage import Usage, from_body
+from proxy.usage import Malformed, Usage, from_body
 
 log = logging.getLogger("llm_proxy.forward")
 
@@ -213,12 +213,17 @@ async def _attempts(
         if failure is None:
             return
         last = failure
-        ra = (
-            retry_after(failure.headers, time.time()) if failure.status in (429, 503, 529) else None
-        )
-        circuit.fail(
-            time.monotonic(), failure.error, settings.failure_threshold, settings.cooldown, ra
-        )
+        if failure.kind == "unsupported":  # the target is fine; it just can't serve this
+            circuit.release()
+        else:
+            ra = (
+                retry_after(failure.headers, time.time())
+                if failure.status in (429, 503, 529)
+                else None
+            )
+            circuit.fail(
+                time.monotonic(), failure.error, settings.failure_threshold, settings.cooldown, ra
+            )
         log.warning(
             "attempt %d on %s/%s failed: %s",
             ex.attempts,
@@ -343,7 +348,6 @@ async def _attempt(
             http.forwarded_headers(ex.scope, wire == "anthropic", ex.request_id),
         )
     except Unsupported:
-        circuit.release()
         return _Failure(
             "unsupported",
             f"backend '{key.backend}' ({state.config.type}) does not serve {ex.endpoint}",
@@ -396,8 +400,14 @@ async def _attempt(
             upstream.release()
         tr = None if ex.front == wire else translate.pick(ex.front, wire)
         if tr is not None:
-            data = tr.response(data, ex.model)
-        ex.usage = from_body(data, ex.front)
+            try:
+                data = tr.response(data, ex.model, id=ex.request_id, created=int(time.time()))
+            except msgspec.DecodeError as exc:
+                return _Failure("protocol", f"upstream sent a malformed response: {exc}")
+        try:
+            ex.usage = from_body(data, ex.front)
+        except Malformed as exc:
+            return _Failure("protocol", f"upstream sent a malformed response: {exc}")
         if ex.stream:  # a `stream: false` backend: replay the whole answer as a stream
             try:
                 frames = (

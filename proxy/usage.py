@@ -35,15 +35,25 @@ _openai = msgspec.json.Decoder(_OpenAIBody)
 _anthropic = msgspec.json.Decoder(_AnthropicBody)
 
 
+class Malformed(ValueError):
+    """The body is not the JSON object a response must be."""
+
+
 def from_body(body: bytes, wire: str) -> Usage | None:
-    """Usage of a whole (non-streaming) response in the OpenAI or Anthropic shape."""
+    """Usage of a whole (non-streaming) response in the OpenAI or Anthropic shape.
+
+    Decoding validates the whole document, so this doubles as the check that a backend's
+    200 answer is JSON at all (Malformed if not); unknown fields are skipped, not built.
+    """
     try:
         if wire == "anthropic":
             a = _anthropic.decode(body).usage
             return None if a is None else anthropic_usage(a)
         o = _openai.decode(body).usage
-    except msgspec.DecodeError:
-        return None
+    except msgspec.ValidationError:
+        return None  # JSON, but not the shape we know: pass it on untouched
+    except msgspec.DecodeError as exc:
+        raise Malformed(str(exc)) from exc
     return None if o is None else (o.prompt_tokens, o.completion_tokens)
 
 

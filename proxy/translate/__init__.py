@@ -62,19 +62,30 @@ class Translator(Protocol):
     def error(self, status: int, body: bytes) -> bytes: ...
 
 
+_TABLE: dict[tuple[str, str], Translator] = {}
+
+
 def pick(front: str, backend: str) -> Translator | None:
     """The translator for a (client wire, backend wire) pair; None when they are the same."""
-    from proxy.translate import anthropic_gemini, anthropic_openai, openai_anthropic, openai_gemini
-
     if front == backend:
         return None
-    table: dict[tuple[str, str], Translator] = {
-        ("openai", "anthropic"): openai_anthropic,
-        ("openai", "gemini"): openai_gemini,
-        ("anthropic", "openai"): anthropic_openai,
-        ("anthropic", "gemini"): anthropic_gemini,
-    }
-    found = table.get((front, backend))
+    if not _TABLE:  # filled on first use: the modules import this package
+        from proxy.translate import (
+            anthropic_gemini,
+            anthropic_openai,
+            openai_anthropic,
+            openai_gemini,
+        )
+
+        _TABLE.update(
+            {
+                ("openai", "anthropic"): openai_anthropic,
+                ("openai", "gemini"): openai_gemini,
+                ("anthropic", "openai"): anthropic_openai,
+                ("anthropic", "gemini"): anthropic_gemini,
+            }
+        )
+    found = _TABLE.get((front, backend))
     if found is None:
         raise ValueError(f"no translation from {front!r} clients to {backend!r} backends")
     return found
