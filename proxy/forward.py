@@ -8,7 +8,9 @@ sent them (translated when protocols differ). Streams may fail over until they c
 """
 
 import logging
+import random
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -172,7 +174,7 @@ async def run(ex: Exchange, runtime: Runtime, snapshot: Snapshot, route: Route) 
         c = circuits.get(key)
         return c is None or c.usable(now)
 
-    candidates = order(route, runtime.rng, usable, _ranker(route, circuits))
+    candidates = order(route, runtime.rng, usable, _ranker(route, circuits, runtime.rng))
     if not candidates:
         raise _no_target(route, circuits, now)
     if ex.endpoint == "count_tokens" and all(
@@ -207,12 +209,16 @@ async def _attempts(
         circuit.begin(now)
         state.transport.in_flight += 1
         try:
-            failure = await _attempt(ex, state, cand, circuit, snapshot)
+            outcome = await _attempt(ex, state, cand, snapshot)
+        except BaseException:  # cancelled (client gone) or a gateway error: no verdict
+            circuit.release()
+            raise
         finally:
             state.transport.in_flight -= 1
-        if failure is None:
+        if not isinstance(outcome, _Failure):
+            circuit.succeed(outcome)
             return
-        last = failure
+        failure = last = outcome
         if failure.kind == "unsupported":  # the target is fine; it just can't serve this
             circuit.release()
         else:
@@ -247,13 +253,27 @@ async def _estimate_tokens(ex: Exchange, key: TargetKey) -> None:
     await http.respond(ex.send, 200, headers, body)
 
 
-def _ranker(route: Route, circuits: dict[TargetKey, Circuit]) -> Any:
+EXPLORE = 0.1  # share of `latency` picks that ignore the ranking, so a recovered target is seen
+
+
+def _ranker(
+    route: Route, circuits: dict[TargetKey, Circuit], rng: random.Random
+) -> Callable[[Sequence[Candidate]], list[Candidate]] | None:
     if route.strategy == "least_busy":
-        return lambda tier: sorted(
-            tier, key=lambda c: circuits[c.key].in_flight if c.key in circuits else 0
-        )
+
+        def busy(c: Candidate) -> int:
+            circuit = circuits.get(c.key)
+            return 0 if circuit is None else circuit.in_flight
+
+        return lambda tier: sorted(tier, key=busy)
     if route.strategy == "latency":
-        return lambda tier: sorted(tier, key=lambda c: _latency_score(circuits.get(c.key)))
+
+        def fastest(tier: Sequence[Candidate]) -> list[Candidate]:
+            if rng.random() < EXPLORE:
+                return rng.sample(list(tier), len(tier))
+            return sorted(tier, key=lambda c: _latency_score(circuits.get(c.key)))
+
+        return fastest
     return None
 
 
@@ -333,9 +353,11 @@ def _wire_of_failure(last: _Failure) -> Wire:
 
 
 async def _attempt(
-    ex: Exchange, state: BackendState, cand: Candidate, circuit: Circuit, snapshot: Snapshot
-) -> _Failure | None:
-    """One upstream attempt. None: the client got its answer (or a committed stream)."""
+    ex: Exchange, state: BackendState, cand: Candidate, snapshot: Snapshot
+) -> _Failure | float | None:
+    """One upstream attempt: a failure to act on, or the client got its answer (the time to
+    first byte, or None when the upstream refused the request itself with a client error).
+    The caller owns the circuit verdict."""
     key = cand.key
     wire = state.adapter.wire
     try:
@@ -353,7 +375,6 @@ async def _attempt(
             f"backend '{key.backend}' ({state.config.type}) does not serve {ex.endpoint}",
         )
     except translate.TranslationError as exc:
-        circuit.release()
         raise errors.BadRequest(str(exc), param=exc.param) from exc
     with tracer.attempt(ex, key, state.config.type, ex.attempts) as span:
         sent = time.perf_counter()
@@ -379,17 +400,15 @@ async def _attempt(
                         hdrs,
                         data,
                     )
-                circuit.succeed()  # the target is healthy: the request was at fault
                 await _client_error(ex, state, key, upstream, data)
-                return None
+                return None  # the target is healthy: the request was at fault
             if ex.stream and state.config.stream:
                 relay = Relay(ex, state, key, upstream, snapshot.settings, span)
                 try:
                     await relay.run()
                 except StreamFailed as exc:
                     return _Failure(exc.kind, exc.message)
-                circuit.succeed(headers_at - sent)
-                return None
+                return headers_at - sent
             data = await upstream.read(MAX_RESPONSE)
             done = time.perf_counter()
             ex.upstream_time += done - sent
@@ -417,20 +436,18 @@ async def _attempt(
                 )
             except synthesize.NotSynthesizable as exc:
                 return _Failure("protocol", str(exc))
-            circuit.succeed(headers_at - sent)
             if ex.keepalive is not None:
                 await ex.keepalive.stop()
             ex.committed = True
             await start(ex, key)
             await ex.send({"type": "http.response.body", "body": frames, "more_body": False})
-            return None
-        circuit.succeed(headers_at - sent)
+            return headers_at - sent
         headers = _response_headers(ex, key, upstream)
         headers.append((b"content-type", b"application/json"))
         overhead = (time.perf_counter() - ex.t0) - ex.upstream_time
         headers.append((b"x-proxy-overhead-ms", f"{overhead * 1000:.3f}".encode()))
         await http.respond(ex.send, 200, headers, data)
-        return None
+        return headers_at - sent
 
 
 async def _client_error(
