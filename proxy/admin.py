@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import hmac
 import ipaddress
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -72,11 +73,14 @@ def ready(state: State) -> Response[dict[str, Any]]:
     runtime = runtime_of(state)
     snapshot = runtime.snapshot
     now = time.monotonic()
+    circuits = runtime.circuits
     live = [
-        b.name
-        for b in snapshot.config.backends
-        if b.enabled
-        and not all(not c.usable(now) for k, c in runtime.circuits.items() if k.backend == b.name)
+        cand.key
+        for alias in snapshot.table.aliases
+        if (route := snapshot.table.resolve(alias)) is not None
+        for tier in route.tiers
+        for cand in tier
+        if (c := circuits.get(cand.key)) is None or c.usable(now)
     ]
     ok = bool(live)
     body = {"status": "ready" if ok else "unavailable", "generation": snapshot.generation}
@@ -131,9 +135,18 @@ def get_model(model_id: str, request: Request[Any, Any, Any], state: State) -> d
     return _model_entry(alias, int(snapshot.loaded_at), _anthropic_shape(request))
 
 
+_SECRET_VALUE = re.compile(
+    r"(?i)^(bearer|basic|token)\s|^(sk|pk|rk|ak)[-_]|^AIza|^[A-Za-z0-9_\-+/=.]{24,}$"
+)
+
+
 def _redact_headers(headers: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    """Values of secret-sounding headers, and values that look like secrets, read `***`."""
     return {
-        k: "***" if any(h in k.lower() for h in _SECRET_HEADER_HINTS) else v for k, v in headers
+        k: "***"
+        if any(h in k.lower() for h in _SECRET_HEADER_HINTS) or _SECRET_VALUE.search(v.strip())
+        else v
+        for k, v in headers
     }
 
 
@@ -293,6 +306,6 @@ def _label(value: str) -> str:
 _UI = Path(__file__).parent / "ui" / "index.html"
 
 
-@get("/ui", media_type="text/html; charset=utf-8")
+@get("/ui", media_type="text/html")
 async def ui() -> bytes:
     return await asyncio.to_thread(_UI.read_bytes)

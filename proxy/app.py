@@ -70,7 +70,7 @@ def _request_id_middleware(app: ASGIApp) -> ASGIApp:
     """Every Litestar-served response carries `x-request-id` too (the client's, if sent)."""
 
     async def middleware(scope: Any, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http":  # lifespan passes straight through
             await app(scope, receive, send)
             return
         rid = http.header(scope, b"x-request-id") or http.new_request_id().encode()
@@ -90,6 +90,7 @@ class Gateway:
 
     def __init__(self, litestar: Litestar, fast: dict[str, Handler]) -> None:
         self.litestar = litestar
+        self._rest = _request_id_middleware(litestar)  # router-level 404/405s get an id too
         self._fast = fast
 
     async def __call__(self, scope: http.Scope, receive: http.Receive, send: http.Send) -> None:
@@ -98,7 +99,7 @@ class Gateway:
             if handler is not None:
                 await handler(scope, receive, send)
                 return
-        await self.litestar(scope, receive, send)  # type: ignore[arg-type]
+        await self._rest(scope, receive, send)  # type: ignore[arg-type]
 
 
 def create_app(path: Path | None = None) -> Gateway:
@@ -149,7 +150,6 @@ def create_app(path: Path | None = None) -> Gateway:
         ],
         lifespan=[lifespan],
         exception_handlers={Exception: _render},
-        middleware=[_request_id_middleware],
         openapi_config=None,
         request_max_body_size=1 * 2**20,
     )

@@ -78,8 +78,12 @@ def forwarded_headers(scope: Scope, anthropic: bool, request_id: str) -> list[tu
     """The client's headers that travel upstream (decoded), minus credentials and hop-by-hop,
     plus the request id."""
     out: list[tuple[str, str]] = [("x-request-id", request_id)]
+    nominated: set[bytes] = set()
     for k, v in scope["headers"]:
-        if k in _NOT_FORWARDED or (not anthropic and k in _ANTHROPIC_ONLY):
+        if k == b"connection":  # RFC 9110 7.6.1: headers it names are hop-by-hop too
+            nominated.update(t.strip().lower() for t in v.split(b","))
+    for k, v in scope["headers"]:
+        if k in _NOT_FORWARDED or k in nominated or (not anthropic and k in _ANTHROPIC_ONLY):
             continue
         if k.startswith(b"x-proxy-") or k.startswith(b"sec-"):
             continue

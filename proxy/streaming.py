@@ -37,10 +37,11 @@ class StreamFailed(Exception):
         self.message = message
 
 
+# msgspec reads `Raw | None` as "null only": containers of Raw skip decoding and accept any.
 class _Delta(msgspec.Struct):
     content: str | None = None
-    tool_calls: msgspec.Raw | None = None
-    function_call: msgspec.Raw | None = None
+    tool_calls: list[msgspec.Raw] | None = None
+    function_call: dict[str, msgspec.Raw] | None = None
     refusal: str | None = None
     reasoning_content: str | None = None
 
@@ -53,7 +54,7 @@ class _Choice(msgspec.Struct):
 
 class _Chunk(msgspec.Struct):
     choices: list[_Choice] | None = None
-    error: msgspec.Raw | None = None
+    error: dict[str, msgspec.Raw] | str | None = None
     usage: dict[str, Any] | None = None
 
 
@@ -69,7 +70,7 @@ class _AnthropicMessage(msgspec.Struct):
 class _AnthropicEvent(msgspec.Struct):
     type: str = ""
     content_block: _AnthropicBlock | None = None
-    error: msgspec.Raw | None = None
+    error: dict[str, msgspec.Raw] | None = None
     message: _AnthropicMessage | None = None
     usage: AnthropicUsage | None = None
 
