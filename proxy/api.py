@@ -46,14 +46,16 @@ def _parse(body: bytes, endpoint: Endpoint) -> tuple[dict[str, msgspec.Raw], str
         fields = _top_level.decode(body)
     except msgspec.ValidationError as exc:
         raise errors.BadRequest(f"request body must be a JSON object: {exc}") from exc
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise errors.BadRequest(f"request body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise errors.BadRequest("request body is nested too deeply to be a request") from exc
     raw_model = fields.get("model")
     if raw_model is None:
         raise errors.BadRequest("missing required field 'model'", param="model")
     try:
         model = _str.decode(raw_model)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise errors.BadRequest("'model' must be a string naming a model", param="model") from exc
     for name, first, what in _REQUIRED[endpoint]:
         value = fields.get(name)
@@ -63,16 +65,17 @@ def _parse(body: bytes, endpoint: Endpoint) -> tuple[dict[str, msgspec.Raw], str
             raise errors.BadRequest(f"'{name}' must be {what}", param=name)
     stream = False
     raw_stream = fields.get("stream")
-    if raw_stream is not None:
+    if raw_stream is not None and bytes(raw_stream) != b"null":
         try:
             stream = _bool.decode(raw_stream)
         except msgspec.DecodeError as exc:
             raise errors.BadRequest("'stream' must be true or false", param="stream") from exc
     include_usage = False
-    if stream and "stream_options" in fields:
+    raw_options = fields.get("stream_options")
+    if stream and raw_options is not None and bytes(raw_options) != b"null":
         try:
-            options = _options.decode(fields["stream_options"])
-        except msgspec.DecodeError as exc:
+            options = _options.decode(raw_options)
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise errors.BadRequest(
                 "'stream_options' must be an object", param="stream_options"
             ) from exc

@@ -206,12 +206,12 @@ async def _attempts(
         if not circuit.usable(now):  # another request took the half-open probe meanwhile
             continue
         ex.attempts += 1
-        circuit.begin(now)
+        probe = circuit.begin(now)
         state.transport.in_flight += 1
         try:
             outcome = await _attempt(ex, state, cand, snapshot)
         except BaseException:  # cancelled (client gone) or a gateway error: no verdict
-            circuit.release()
+            circuit.release(probe)
             raise
         finally:
             state.transport.in_flight -= 1
@@ -220,7 +220,7 @@ async def _attempts(
             return
         failure = last = outcome
         if failure.kind == "unsupported":  # the target is fine; it just can't serve this
-            circuit.release()
+            circuit.release(probe)
         else:
             ra = (
                 retry_after(failure.headers, time.time())
@@ -228,7 +228,12 @@ async def _attempts(
                 else None
             )
             circuit.fail(
-                time.monotonic(), failure.error, settings.failure_threshold, settings.cooldown, ra
+                time.monotonic(),
+                failure.error,
+                settings.failure_threshold,
+                settings.cooldown,
+                ra,
+                probe,
             )
         log.warning(
             "attempt %d on %s/%s failed: %s",

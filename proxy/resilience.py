@@ -46,12 +46,16 @@ class Circuit:
         """May a request be sent now? In half-open state only one probe at a time."""
         return self.open_until == 0.0 or (now >= self.open_until and not self.probing)
 
-    def begin(self, now: float) -> None:
+    def begin(self, now: float) -> bool:
+        """Count an attempt in; True when it is the half-open probe."""
         self.in_flight += 1
-        if self.open_until != 0.0 and now >= self.open_until:
+        if self.open_until != 0.0 and now >= self.open_until and not self.probing:
             self.probing = True
+            return True
+        return False
 
     def succeed(self, ttfb: float | None = None) -> None:
+        # Any success proves the target healthy, probe or not: close the circuit.
         self.in_flight -= 1
         self.failures = 0
         self.open_until = 0.0
@@ -66,20 +70,23 @@ class Circuit:
         threshold: int,
         cooldown: float,
         retry_after: float | None = None,
+        probe: bool = False,
     ) -> None:
         self.in_flight -= 1
         self.failures += 1
         self.last_error = error
         if retry_after is not None and retry_after > 0:
-            self.open_until = now + retry_after
-        elif self.probing or self.failures >= threshold:
+            self.open_until = now + retry_after  # the upstream said how long: exactly that
+        elif probe or self.failures >= threshold:
             self.open_until = now + cooldown
-        self.probing = False
+        if probe:
+            self.probing = False
 
-    def release(self) -> None:
-        """The attempt ended without a verdict (client went away): free the slot."""
+    def release(self, probe: bool = False) -> None:
+        """The attempt ended without a verdict (client went away): free its slot."""
         self.in_flight -= 1
-        self.probing = False
+        if probe:
+            self.probing = False
 
 
 def retry_after(headers: Mapping[str, str], now_epoch: float) -> float | None:

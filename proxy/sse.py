@@ -6,6 +6,7 @@ chunks yields the same events (WHATWG rules: CR, LF or CRLF line ends, a blank l
 dispatches, `:` lines are comments, multi-line `data` is joined with `\\n`).
 """
 
+import re
 from typing import NamedTuple
 
 KEEPALIVE = b": keepalive\n\n"
@@ -21,10 +22,22 @@ class Event(NamedTuple):
 class Decoder:
     """Feed bytes, get whole events. An unfinished event at end of stream is never emitted."""
 
-    __slots__ = ("_buf", "_data", "_event", "_has_data", "_id", "_retry", "_skip_lf")
+    __slots__ = (
+        "_bom",
+        "_bom_buf",
+        "_buf",
+        "_data",
+        "_event",
+        "_has_data",
+        "_id",
+        "_retry",
+        "_skip_lf",
+    )
 
     def __init__(self) -> None:
         self._buf = b""
+        self._bom = True  # a UTF-8 BOM may open the stream (WHATWG: strip it)
+        self._bom_buf = b""
         self._skip_lf = False  # last chunk ended in CR: a leading LF belongs to that line end
         self._data: list[str] = []
         self._has_data = False
@@ -38,6 +51,20 @@ class Decoder:
         return bool(self._buf) or self._has_data or bool(self._event)
 
     def feed(self, chunk: bytes) -> list[Event]:
+        if not chunk:
+            return []
+        if self._bom and chunk.startswith(b"\xef\xbb\xbf"[: len(chunk)]):
+            if len(chunk) < 3:  # a BOM split across chunks: wait for the rest
+                self._bom_buf += chunk
+                chunk = self._bom_buf
+                if len(chunk) < 3 and b"\xef\xbb\xbf".startswith(chunk):
+                    return []
+                self._bom_buf = b""
+            if chunk.startswith(b"\xef\xbb\xbf"):
+                chunk = chunk[3:]
+        self._bom = False
+        if not chunk:
+            return []
         if self._skip_lf and chunk[:1] == b"\n":
             chunk = chunk[1:]
         self._skip_lf = False
@@ -105,10 +132,15 @@ def encode(data: str, event: str = "") -> bytes:
     """One frame: `event:` line when named, one `data:` line per line of data, blank line."""
     head = f"event: {event}\n" if event else ""
     if "\n" in data or "\r" in data:
-        body = "".join(f"data: {line}\n" for line in data.splitlines())
+        lines = data.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        body = "".join(f"data: {line}\n" for line in lines)
     else:
         body = f"data: {data}\n"
     return (head + body + "\n").encode()
+
+
+# A line end (never half a CRLF) followed by an empty line's end.
+_BLANK_LINE = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)")
 
 
 def frame_end(buf: bytes) -> int:
@@ -123,4 +155,7 @@ def frame_end(buf: bytes) -> int:
     crlf = buf.rfind(b"\r\n\r\n")
     if crlf >= 0 and crlf + 4 > end:
         end = crlf + 4
+    if end <= 0 and b"\r" in buf:  # rare line ends: CR alone, or mixed
+        for m in _BLANK_LINE.finditer(buf):
+            end = m.end()
     return max(end, 0)
