@@ -294,7 +294,8 @@ def metrics(state: State) -> str:
     for key, c in sorted(runtime.circuits.items()):
         value = _STATE_VALUE[c.state(now)]
         lines.append(
-            f'llm_proxy_circuit_state{{backend="{_label(key.backend)}",model="{_label(key.model)}"}} {value}'
+            f'llm_proxy_circuit_state{{backend="{_label(key.backend)}",'
+            f'model="{_label(key.model)}"}} {value}'
         )
     return "\n".join(lines) + "\n"
 

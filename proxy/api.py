@@ -187,7 +187,8 @@ class Api:
             await _fail(
                 send,
                 errors.Internal(
-                    f"internal error in the gateway; quote request id {request_id} when reporting it"
+                    f"internal error in the gateway; quote request id {request_id} "
+                    "when reporting it"
                 ),
                 front,
                 request_id,

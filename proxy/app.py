@@ -55,7 +55,8 @@ def _render(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
             exc.detail
             if exc.status_code != 404
             else (
-                f"no endpoint at {request.url.path}: see /v1/models, /v1/chat/completions, /v1/messages"
+                f"no endpoint at {request.url.path}: "
+                "see /v1/models, /v1/chat/completions, /v1/messages"
             )
         )
         err = cls(message)

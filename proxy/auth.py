@@ -31,7 +31,8 @@ class Keyring(NamedTuple):
                 presented = value.strip()
         if not presented:
             raise errors.Unauthorized(
-                "no API key: send your gateway key as 'Authorization: Bearer KEY' or 'x-api-key: KEY'"
+                "no API key: send your gateway key as 'Authorization: Bearer KEY' "
+                "or 'x-api-key: KEY'"
             )
         key = self.by_digest.get(hashlib.sha256(presented).digest())
         if key is None:

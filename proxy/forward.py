@@ -467,7 +467,8 @@ async def _client_error(
     )
     if ex.started:
         err = errors.BadRequest(
-            f"upstream rejected the request ({upstream.status}): {data[:500].decode('utf-8', 'replace')}"
+            f"upstream rejected the request ({upstream.status}): "
+            f"{data[:500].decode('utf-8', 'replace')}"
         )
         await ex.send(
             {

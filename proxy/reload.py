@@ -22,8 +22,8 @@ from typing import NamedTuple
 
 from proxy import providers
 from proxy.auth import Keyring
-from proxy.limits import Limiter
 from proxy.config import Backend, Config, ConfigError, Problem, Settings, parse
+from proxy.limits import Limiter
 from proxy.providers.base import Adapter
 from proxy.resilience import Circuit
 from proxy.routing import RouteTable, TargetKey

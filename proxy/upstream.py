@@ -6,7 +6,6 @@ decompress (bytes pass through as the upstream sent them), and bound every wait:
 `connect` by the connector, `first_byte` until response headers, `idle` between chunks.
 """
 
-import asyncio
 from collections.abc import Mapping
 from typing import Protocol
 

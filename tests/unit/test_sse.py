@@ -193,8 +193,8 @@ def test_encode_turns_cr_and_crlf_into_lf(data: str) -> None:
     assert decode(encode(data)) == [Event(expected)]
 
 
-# No CR (normalised, see above), no trailing LF (data ending in a line break is checked on its own), and none of the other
-# separators str.splitlines() also breaks on.
+# No CR (normalised, see above), no trailing LF (data ending in a line break is checked on
+# its own), and none of the other separators str.splitlines() also breaks on.
 SPLITLINES_ONLY = "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 PLAIN = st.text(
     st.characters(blacklist_characters="\r" + SPLITLINES_ONLY, blacklist_categories=("Cs",))
