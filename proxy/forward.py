@@ -177,11 +177,6 @@ async def run(ex: Exchange, runtime: Runtime, snapshot: Snapshot, route: Route) 
     candidates = order(route, runtime.rng, usable, _ranker(route, circuits, runtime.rng))
     if not candidates:
         raise _no_target(route, circuits, now)
-    if ex.endpoint == "count_tokens" and all(
-        snapshot.backends[c.key.backend].adapter.wire != "anthropic" for c in candidates
-    ):
-        await _estimate_tokens(ex, candidates[0].key)
-        return
     if ex.stream:
         ex.keepalive = Keepalive(ex, settings.keepalive)
     try:
@@ -205,6 +200,9 @@ async def _attempts(
         now = time.monotonic()
         if not circuit.usable(now):  # another request took the half-open probe meanwhile
             continue
+        if ex.endpoint == "count_tokens" and state.adapter.wire != "anthropic":
+            await _estimate_tokens(ex, cand.key)  # only Anthropic can count: estimate
+            return
         ex.attempts += 1
         probe = circuit.begin(now)
         state.transport.in_flight += 1
@@ -299,7 +297,14 @@ def _no_target(route: Route, circuits: dict[TargetKey, Circuit], now: float) -> 
             f"every target of model '{route.alias}' is temporarily unavailable (circuit open); "
             f"retry after {wait}s"
         )
-    return errors.NoTarget(msg, headers=(("retry-after", str(wait)), ("x-should-retry", "false")))
+    return errors.NoTarget(
+        msg,
+        headers=(
+            ("retry-after", str(wait)),
+            ("retry-after-ms", str(wait * 1000)),
+            ("x-should-retry", "false"),
+        ),
+    )
 
 
 async def _exhausted(ex: Exchange, last: _Failure) -> None:

@@ -31,10 +31,11 @@ Verdict = Literal["hold", "commit", "error"]
 
 
 class StreamFailed(Exception):
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: str, message: str, reported: bool = False) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
+        self.reported = reported  # the client already got an error frame for it
 
 
 # msgspec reads `Raw | None` as "null only": containers of Raw skip decoding and accept any.
@@ -137,6 +138,14 @@ def _error_message(data: str) -> str:
     return "upstream stream error"
 
 
+def _first_error(events: list[sse.Event]) -> str | None:
+    """The message of the first error event a translator produced, if any."""
+    for e in events:
+        if e.event == "error" or e.data.startswith('{"error"'):
+            return _error_message(e.data)
+    return None
+
+
 class Keepalive:
     """Sends `: keepalive` comments while the stream has nothing to show (before commit).
 
@@ -196,6 +205,7 @@ async def start(ex: "Exchange", key: TargetKey | None) -> None:
 class Relay:
     __slots__ = (
         "_closed",
+        "_held_error",
         "_decoder",
         "_ex",
         "_key",
@@ -225,6 +235,7 @@ class Relay:
         self._decoder = sse.Decoder()
         self._tail = b""
         self._closed = False  # translator already closed (upstream ended right at commit)
+        self._held_error: str | None = None  # an error among the events sent at commit
         module = None if ex.front == self._wire else translate.pick(ex.front, self._wire)
         self._tr = (
             module.Stream(
@@ -258,9 +269,15 @@ class Relay:
             else:
                 await self._translated(held)
         except StreamFailed as exc:
-            await self._send(
-                errors.stream_event(errors.BadGateway(exc.message), ex.front), more=False
+            if exc.reported:  # the upstream's own error frame already went out: just end
+                await self._send(b"", more=False)
+                raise
+            err: errors.ProxyError = (
+                errors.GatewayTimeout(exc.message)
+                if exc.kind == "timeout"
+                else errors.BadGateway(exc.message)
             )
+            await self._send(errors.stream_event(err, ex.front), more=False)
             raise
 
     async def _precommit(self) -> bytes:
@@ -299,6 +316,7 @@ class Relay:
                         committed = v == "commit"
                     held.append(out)
             if committed:
+                self._held_error = _first_error(held)
                 return b"".join(sse.encode(e.data, e.event) for e in held)
 
     async def _send(self, body: bytes, more: bool = True) -> None:
@@ -307,6 +325,7 @@ class Relay:
     async def _passthrough(self, first: bytes) -> None:
         pending = first
         end_marker = b"message_stop" if self._wire == "anthropic" else b"[DONE]"
+        error_mark = b"event: error" if self._wire == "anthropic" else b'{"error"'
         while True:
             cut = sse.frame_end(pending)
             if cut:
@@ -321,6 +340,8 @@ class Relay:
                 if region:
                     self._tail = region[-48:]
                     await self._send(region)
+                    if error_mark in region:
+                        self._stop_on_error(region)
             chunk = await self._read()
             if not chunk:
                 break
@@ -328,6 +349,12 @@ class Relay:
         if pending.strip() or end_marker not in self._tail:
             raise StreamFailed("truncated", "upstream stream ended before it was complete")
         await self._send(b"", more=False)
+
+    def _stop_on_error(self, region: bytes) -> None:
+        """The upstream reported an error in-band and it went out as is: the stream is over."""
+        for event in sse.Decoder().feed(region):
+            if verdict(self._ex.front, event) == "error":
+                raise StreamFailed("stream_error", _error_message(event.data), reported=True)
 
     def _usage_frames(self, region: bytes) -> bytes:
         """Read usage from the usage-only frame; drop it unless the client asked for it."""
@@ -367,6 +394,8 @@ class Relay:
     async def _translated(self, first: bytes) -> None:
         assert self._tr is not None
         await self._send(first)
+        if self._held_error is not None:
+            raise StreamFailed("stream_error", self._held_error, reported=True)
         if self._closed:
             await self._send(b"", more=False)
             return
@@ -377,6 +406,9 @@ class Relay:
             out = [e for ev in self._decoder.feed(chunk) for e in self._tr.feed(ev)]
             if out:
                 await self._send(b"".join(sse.encode(e.data, e.event) for e in out))
+                error = _first_error(out)
+                if error is not None:
+                    raise StreamFailed("stream_error", error, reported=True)
         if self._tr.usage is not None:
             self._ex.usage = self._tr.usage
         if self._tr.finish is None:

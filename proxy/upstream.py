@@ -50,10 +50,11 @@ class Transport(Protocol):
 
 
 class _HttpResponse:
-    __slots__ = ("_resp", "headers", "status")
+    __slots__ = ("_idle", "_resp", "headers", "status")
 
-    def __init__(self, resp: aiohttp.ClientResponse) -> None:
+    def __init__(self, resp: aiohttp.ClientResponse, idle: float) -> None:
         self._resp = resp
+        self._idle = idle
         self.status = resp.status
         self.headers: Mapping[str, str] = resp.headers
 
@@ -61,7 +62,9 @@ class _HttpResponse:
         try:
             return await self._resp.content.readany()
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise UpstreamError("timeout", "upstream idle timeout: no data between chunks") from exc
+            raise UpstreamError(
+                "timeout", f"upstream sent nothing for idle={self._idle:g}s mid-response"
+            ) from exc
         except aiohttp.ClientPayloadError as exc:
             raise UpstreamError("reset", f"upstream stream broke: {exc}") from exc
         except (aiohttp.ClientError, OSError) as exc:
@@ -74,7 +77,7 @@ class _HttpResponse:
                 return await self._resp.read()
             except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
                 raise UpstreamError(
-                    "timeout", "upstream idle timeout while sending its body"
+                    "timeout", f"upstream sent nothing for idle={self._idle:g}s mid-body"
                 ) from exc
             except (aiohttp.ClientError, OSError) as exc:
                 raise UpstreamError("reset", f"upstream body broke off: {exc}") from exc
@@ -137,7 +140,7 @@ class HttpTransport:
         conn = resp.connection
         if conn is not None and conn.protocol is not None:
             conn.protocol.read_timeout = t.idle
-        return _HttpResponse(resp)
+        return _HttpResponse(resp, t.idle)
 
     async def close(self) -> None:
         await self._session.close()

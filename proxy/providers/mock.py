@@ -206,6 +206,8 @@ class MockTransport:
         def frame(choice: dict[str, Any] | None, extra: dict[str, Any] | None = None) -> bytes:
             out: dict[str, Any] = {"id": cid, "object": obj, "created": created, "model": model}
             out["choices"] = [choice] if choice is not None else []
+            if usage is not None:
+                out["usage"] = None  # include_usage: every chunk but the last says null
             if extra:
                 out.update(extra)
             return b"data: " + _encode(out) + b"\n\n"

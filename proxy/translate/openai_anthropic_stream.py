@@ -58,6 +58,7 @@ class Stream:
         self._usage = an.Usage()
         self._usage_known = False
         self._started = False
+        self._args_sent: set[int] = set()  # tool indexes that have sent argument text
         self._finish: str | None = None
         self._done = False
 
@@ -95,7 +96,9 @@ class Stream:
             return self._end()
         if isinstance(ev, an.ErrorEnvelope):
             return self._fail(ev.error.type, ev.error.message)
-        return []  # content_block_stop, ping
+        if isinstance(ev, an.ContentBlockStop):
+            return self._block_stop(ev.index)
+        return []  # ping
 
     def close(self) -> list[Event]:
         if self._done:
@@ -133,6 +136,8 @@ class Stream:
             self._blocks[index] = tool = self._tools
             self._tools += 1
             arguments = _encode(block.input).decode() if block.input else ""
+            if arguments:
+                self._args_sent.add(tool)
             call = oa.ChunkToolCall(
                 index=tool,
                 id=block.id,
@@ -151,9 +156,20 @@ class Stream:
         if isinstance(delta, an.ThinkingDelta) and kind == "thinking" and delta.thinking:
             return [self._chunk(oa.Delta(reasoning_content=delta.thinking))]
         if isinstance(delta, an.InputJSONDelta) and isinstance(kind, int) and delta.partial_json:
+            self._args_sent.add(kind)
             fragment = oa.ChunkFunction(arguments=delta.partial_json)
             return [self._chunk(oa.Delta(tool_calls=[oa.ChunkToolCall(kind, function=fragment)]))]
         return []  # signature and citation deltas have no OpenAI counterpart
+
+    def _block_stop(self, index: int) -> list[Event]:
+        # A tool that takes no arguments streams `partial_json: ""`: clients must still get
+        # a JSON document, as the non-streaming path gives them ("{}").
+        kind = self._blocks.get(index, "skip")
+        if isinstance(kind, int) and kind not in self._args_sent:
+            self._args_sent.add(kind)
+            fragment = oa.ChunkFunction(arguments="{}")
+            return [self._chunk(oa.Delta(tool_calls=[oa.ChunkToolCall(kind, function=fragment)]))]
+        return []
 
     def _message_delta(self, ev: an.MessageDelta) -> list[Event]:
         u = ev.usage
