@@ -13,20 +13,18 @@ goes in whole (host and port only), so keys never reach a trace.
 
 import contextvars
 import importlib
-import json
 import logging
 import os
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import msgspec
 
-from proxy import accesslog, metrics
+from proxy import accesslog, metrics, redact
 from proxy.metrics import attempt_failed, attempt_started, request_ended, request_started
 from proxy.routing import TargetKey
 
@@ -533,45 +531,15 @@ tracer = Tracer()
 
 # --- the end of a request ------------------------------------------------------------------
 
-_prices: dict[str, tuple[float, float]] = {}  # model -> USD per million (input, output) tokens
-
-
-def load_prices(env: Mapping[str, str]) -> dict[str, tuple[float, float]]:
-    """`LLM_PROXY_PRICES`: inline JSON or a JSON file path, `{"model": [in, out]}` or
-    `{"model": {"input": x, "output": y}}`, USD per million tokens; keys may be `backend/model`.
-    """
-    value = env.get("LLM_PROXY_PRICES", "").strip()
-    if not value:
-        return {}
-    try:
-        raw = json.loads(value if value.startswith("{") else Path(value).read_text("utf-8"))
-        prices: dict[str, tuple[float, float]] = {}
-        for model, price in raw.items():
-            pin, pout = (price["input"], price["output"]) if isinstance(price, dict) else price
-            prices[str(model)] = (float(pin), float(pout))
-    except (OSError, ValueError, TypeError, KeyError) as exc:
-        log.warning("LLM_PROXY_PRICES ignored (%s): costs are not reported", exc)
-        return {}
-    return prices
-
-
-def cost_of(rec: RequestRecord) -> float | None:
-    if not _prices or (rec.tokens_in is None and rec.tokens_out is None):
-        return None
-    model = rec.provider_model or rec.alias or ""
-    price = _prices.get(f"{rec.backend}/{model}") or _prices.get(model)
-    if price is None:
-        return None
-    return ((rec.tokens_in or 0) * price[0] + (rec.tokens_out or 0) * price[1]) / 1e6
-
 
 def configure(env: Mapping[str, str] | None = None) -> None:
-    """Per worker, in the lifespan: tracing, prices and the access-log handler."""
-    global _prices
+    """Per worker, in the lifespan: tracing, prices, the access-log handler, and credential
+    scrubbing on the root log handlers (installed by then: `logging.basicConfig` in main)."""
     env = os.environ if env is None else env
     tracer.configure(env)
-    _prices = load_prices(env)
+    metrics.set_prices(env)
     accesslog.configure(env)
+    redact.install_filter()
 
 
 def shutdown() -> None:
@@ -593,8 +561,6 @@ def finish(
     record: RequestRecord, log_prompts: str = "none", span: RequestSpan | None = None
 ) -> None:
     """Once per request, at its end: count it, put it on the span, write its access line."""
-    if record.cost is None and _prices:
-        record.cost = cost_of(record)
     metrics.observe(record)
     if span is not None:
         span.record(record)
