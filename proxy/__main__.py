@@ -4,11 +4,13 @@ import argparse
 import ipaddress
 import logging
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from proxy import redact
 from proxy.config import Config, ConfigError
 from proxy.reload import STAMP_ENV, WORKERS_ENV, read_config
 
@@ -64,6 +66,7 @@ def _serve(args: argparse.Namespace) -> int:
     stamp.touch()
     os.environ["LLM_PROXY_CONFIG"] = str(path)
     os.environ[STAMP_ENV] = str(stamp)
+    os.environ["LLM_PROXY_METRICS_DIR"] = stamp_dir  # workers publish their counters here
     os.environ[WORKERS_ENV] = str(max(1, args.workers))
 
     class _Server(Server):  # type: ignore[misc, valid-type]
@@ -93,8 +96,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         server.serve()
     finally:
-        stamp.unlink(missing_ok=True)
-        os.rmdir(stamp_dir)
+        shutil.rmtree(stamp_dir, ignore_errors=True)
     return 0
 
 
@@ -103,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         level=os.environ.get("LLM_PROXY_LOG_LEVEL", "INFO").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    redact.install_filter()  # configured secrets never reach a log line
     parser = argparse.ArgumentParser(prog="llm-proxy", description="Config-driven LLM gateway")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the gateway")

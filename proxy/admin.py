@@ -17,11 +17,9 @@ from typing import Any
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
 
-from proxy import auth, errors
+from proxy import auth, errors, metrics, redact
 from proxy.config import Backend, Config
 from proxy.reload import Runtime, Snapshot
-
-_SECRET_HEADER_HINTS = ("auth", "key", "token", "secret", "password", "cookie", "signature")
 
 
 def runtime_of(state: State) -> Runtime:
@@ -144,7 +142,8 @@ def _redact_headers(headers: tuple[tuple[str, str], ...]) -> dict[str, str]:
     """Values of secret-sounding headers, and values that look like secrets, read `***`."""
     return {
         k: "***"
-        if any(h in k.lower() for h in _SECRET_HEADER_HINTS) or _SECRET_VALUE.search(v.strip())
+        if any(h in k.lower() for h in redact.SECRET_HEADER_HINTS)
+        or _SECRET_VALUE.search(v.strip())
         else v
         for k, v in headers
     }
@@ -272,36 +271,10 @@ async def admin_reload(request: Request[Any, Any, Any], state: State) -> Respons
     return Response(body, status_code=200 if result.ok else 422)
 
 
-_STATE_VALUE = {"closed": 0, "half_open": 1, "open": 2}
-
-
-@get("/metrics", sync_to_thread=False, media_type="text/plain; version=0.0.4")
-def metrics(state: State) -> str:
-    runtime = runtime_of(state)
-    snapshot = runtime.snapshot
-    now = time.monotonic()
-    lines = [
-        "# HELP llm_proxy_config_generation Generation of the loaded routes.yaml.",
-        "# TYPE llm_proxy_config_generation gauge",
-        f"llm_proxy_config_generation {snapshot.generation}",
-        "# HELP llm_proxy_config_reloads_total Config reloads by result.",
-        "# TYPE llm_proxy_config_reloads_total counter",
-        f'llm_proxy_config_reloads_total{{result="ok"}} {runtime.reloads_ok}',
-        f'llm_proxy_config_reloads_total{{result="failed"}} {runtime.reloads_failed}',
-        "# HELP llm_proxy_circuit_state Circuit state per target (0 closed, 1 half-open, 2 open).",
-        "# TYPE llm_proxy_circuit_state gauge",
-    ]
-    for key, c in sorted(runtime.circuits.items()):
-        value = _STATE_VALUE[c.state(now)]
-        lines.append(
-            f'llm_proxy_circuit_state{{backend="{_label(key.backend)}",'
-            f'model="{_label(key.model)}"}} {value}'
-        )
-    return "\n".join(lines) + "\n"
-
-
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+@get("/metrics", media_type="text/plain; version=0.0.4")
+async def metrics_endpoint(state: State) -> str:
+    """The whole gateway's metrics, every worker's included (see proxy/metrics.py)."""
+    return await metrics.scrape(metrics.info_of(runtime_of(state)))
 
 
 _UI = Path(__file__).parent / "ui" / "index.html"

@@ -14,12 +14,12 @@ from typing import Any
 
 import msgspec
 
-from proxy import auth, errors, forward, http
+from proxy import accesslog, auth, errors, forward, http, telemetry
 from proxy.config import ClientKey
 from proxy.errors import Wire
 from proxy.providers.base import Endpoint
 from proxy.reload import Runtime
-from proxy.telemetry import tracer
+from proxy.telemetry import RequestRecord, tracer
 
 log = logging.getLogger("llm_proxy.api")
 
@@ -124,19 +124,43 @@ class Api:
             return
         runtime = self.runtime
         assert runtime is not None, "lifespan did not run"
+        rec = RequestRecord(request_id, endpoint, front, False, time.time())
+        with tracer.request("POST", scope["path"], scope["headers"], request_id=request_id) as span:
+            await self._serve(scope, receive, send, endpoint, front, headers, rec, runtime, t0)
+            rec.total_ms = (time.perf_counter() - t0) * 1000.0
+            telemetry.finish(rec, runtime.snapshot.settings.log_prompts, span)
+
+    async def _serve(
+        self,
+        scope: http.Scope,
+        receive: http.Receive,
+        send: http.Send,
+        endpoint: Endpoint,
+        front: Wire,
+        headers: dict[bytes, bytes],
+        rec: RequestRecord,
+        runtime: Runtime,
+        t0: float,
+    ) -> None:
         snapshot = runtime.snapshot  # this request's table, whatever reloads happen meanwhile
         settings = snapshot.settings
+        request_id = rec.request_id
         ex: forward.Exchange | None = None
         watchdog: http.Watchdog | None = None
         caller = auth.ANONYMOUS
+        counted = False
         try:
             caller = snapshot.keyring.identify(
                 headers.get(b"authorization"), headers.get(b"x-api-key")
             )
+            rec.key_name = caller.name
             if caller.rpm is not None or caller.tpm is not None:
                 _admit(runtime, caller)
             body = await http.read_body(headers, receive, settings.max_body)
             fields, model, stream, include_usage = _parse(body, endpoint)
+            rec.stream = stream
+            telemetry.request_started(stream)
+            counted = True
             auth.check_model(caller, model)
             route = snapshot.table.resolve(model)
             if route is None:
@@ -144,61 +168,53 @@ class Api:
                 raise errors.UnknownModel(
                     f"model '{model}' is not routed here; known: {known}", param="model"
                 )
+            rec.alias = route.alias
+            if settings.log_prompts != "none":
+                rec.prompt = accesslog.prompt_text(fields)
             ex = forward.Exchange(
-                scope,
-                send,
-                request_id,
-                front,
-                endpoint,
-                body,
-                fields,
-                model,
-                stream,
-                include_usage,
-                t0,
-            )
+                scope, send, request_id, front, endpoint, body, fields, model, stream,
+                include_usage, t0, rec,
+            )  # fmt: skip
             watchdog = http.Watchdog(
                 receive, settings.timeouts.total, settings.on_disconnect == "drain"
             )
-            with tracer.request("POST", scope["path"]):
-                await forward.run(ex, runtime, snapshot, route)
+            await forward.run(ex, runtime, snapshot, route)
         except errors.ProxyError as err:
-            await _fail(send, err, front, request_id, ex)
+            await _fail(send, err, front, rec, ex)
         except http.ClientGone:
-            return
+            rec.error_type = "client_disconnected"
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if watchdog is None or task is None or not (watchdog.gone or watchdog.expired):
                 raise
             task.uncancel()  # our own cancel: the client left, or the deadline passed
-            if watchdog.expired and not watchdog.gone:
+            if watchdog.gone:
+                rec.error_type = "client_disconnected"
+            else:
                 total = settings.timeouts.total
-                await _fail(
-                    send,
-                    errors.GatewayTimeout(
-                        f"request exceeded timeouts.total={total:g}s; the upstream took too long"
-                    ),
-                    front,
-                    request_id,
-                    ex,
+                expired = errors.GatewayTimeout(
+                    f"request exceeded timeouts.total={total:g}s; the upstream took too long"
                 )
+                await _fail(send, expired, front, rec, ex)
         except Exception:
             log.exception("unexpected error in request %s", request_id)
-            await _fail(
-                send,
-                errors.Internal(
-                    f"internal error in the gateway; quote request id {request_id} "
-                    "when reporting it"
-                ),
-                front,
-                request_id,
-                ex,
+            internal = errors.Internal(
+                f"internal error in the gateway; quote request id {request_id} when reporting it"
             )
+            await _fail(send, internal, front, rec, ex)
         finally:
             if watchdog is not None:
                 watchdog.close()
-            if ex is not None and ex.usage is not None and caller.tpm is not None:
-                runtime.limiter.charge(caller.name, sum(ex.usage), caller.tpm, time.monotonic())
+            if counted:
+                telemetry.request_ended(rec.stream)
+            if ex is not None:
+                rec.attempts = ex.attempts
+                if ex.usage is not None:
+                    rec.tokens_in, rec.tokens_out = ex.usage
+                    if caller.tpm is not None:
+                        runtime.limiter.charge(
+                            caller.name, sum(ex.usage), caller.tpm, time.monotonic()
+                        )
 
 
 def _admit(runtime: Runtime, caller: ClientKey) -> None:
@@ -216,12 +232,14 @@ async def _fail(
     send: http.Send,
     err: errors.ProxyError,
     front: Wire,
-    request_id: str,
+    rec: RequestRecord,
     ex: forward.Exchange | None,
 ) -> None:
+    rec.status = err.status if rec.status == 0 else rec.status  # a stream keeps its 200
+    rec.error_type = err.code or err.type
     if ex is not None and ex.started:
         body = errors.stream_event(err, front)
         await send({"type": "http.response.body", "body": body, "more_body": False})
         return
     extra = [(b"x-proxy-attempts", str(ex.attempts).encode())] if ex is not None else []
-    await http.respond_error(send, err, front, request_id, extra)
+    await http.respond_error(send, err, front, rec.request_id, extra)

@@ -20,10 +20,9 @@ from litestar import Litestar, Request, Response
 from litestar.exceptions import HTTPException
 from litestar.types import ASGIApp, Message, Receive, Send
 
-from proxy import admin, errors, http
+from proxy import admin, errors, http, metrics, redact, telemetry
 from proxy.api import Api
 from proxy.reload import Runtime, read_config
-from proxy.telemetry import tracer
 
 log = logging.getLogger("llm_proxy")
 
@@ -111,7 +110,8 @@ def create_app(path: Path | None = None) -> Gateway:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         config = await asyncio.to_thread(read_config, config_file, dict(os.environ))
         runtime = Runtime(config_file, config)
-        tracer.configure()
+        telemetry.configure()
+        redact.remember(config)
         api.runtime = runtime
         app.state.runtime = runtime
         loop = asyncio.get_running_loop()
@@ -125,17 +125,20 @@ def create_app(path: Path | None = None) -> Gateway:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGHUP, on_sighup)
         watcher = loop.create_task(runtime.watch())
+        publisher = loop.create_task(metrics.run_publisher(lambda: metrics.info_of(runtime)))
         try:
             yield
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            for task in (watcher, publisher):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             for task in list(reloads):
                 task.cancel()
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signal.SIGHUP)
             await runtime.close()
+            telemetry.shutdown()
 
     litestar = Litestar(
         route_handlers=[
@@ -146,7 +149,7 @@ def create_app(path: Path | None = None) -> Gateway:
             admin.admin_config,
             admin.admin_backends,
             admin.admin_reload,
-            admin.metrics,
+            admin.metrics_endpoint,
             admin.ui,
         ],
         lifespan=[lifespan],

@@ -15,14 +15,14 @@ from typing import Any
 
 import msgspec
 
-from proxy import errors, http, synthesize, tokens, translate
+from proxy import errors, http, synthesize, telemetry, tokens, translate
 from proxy.errors import Wire
-from proxy.providers.base import Endpoint, Unsupported
+from proxy.providers.base import Endpoint, Unsupported, UpstreamRequest
 from proxy.reload import BackendState, Runtime, Snapshot
 from proxy.resilience import Circuit, is_failover, retry_after
 from proxy.routing import Candidate, Route, TargetKey, order
 from proxy.streaming import Keepalive, Relay, StreamFailed, start
-from proxy.telemetry import tracer
+from proxy.telemetry import AttemptSpan, RequestRecord, tracer
 from proxy.upstream import UpstreamError, UpstreamResponse
 from proxy.usage import Malformed, Usage, from_body
 
@@ -58,6 +58,7 @@ class Exchange:
         "include_usage",
         "keepalive",
         "model",
+        "record",
         "request_id",
         "scope",
         "send",
@@ -81,6 +82,7 @@ class Exchange:
         stream: bool,
         include_usage: bool,
         t0: float,
+        record: RequestRecord,
     ) -> None:
         self.scope = scope
         self.send = send
@@ -93,6 +95,7 @@ class Exchange:
         self.stream = stream
         self.include_usage = include_usage
         self.t0 = t0
+        self.record = record
         self.attempts = 0
         self.started = False  # response head sent to the client (maybe only keepalives since)
         self.committed = False  # stream content sent: no more failover
@@ -204,10 +207,11 @@ async def _attempts(
             await _estimate_tokens(ex, cand.key)  # only Anthropic can count: estimate
             return
         ex.attempts += 1
+        telemetry.attempt_started(cand.key.backend, cand.key.model)
         probe = circuit.begin(now)
         state.transport.in_flight += 1
         try:
-            outcome = await _attempt(ex, state, cand, snapshot)
+            outcome = await _attempt(ex, state, cand, snapshot, circuit.state(now))
         except BaseException:  # cancelled (client gone) or a gateway error: no verdict
             circuit.release(probe)
             raise
@@ -217,6 +221,11 @@ async def _attempts(
             circuit.succeed(outcome)
             return
         failure = last = outcome
+        telemetry.attempt_failed(
+            cand.key.backend,
+            cand.key.model,
+            telemetry.failure_kind(failure.kind, failure.status, ex.committed),
+        )
         if failure.kind == "unsupported":  # the target is fine; it just can't serve this
             circuit.release(probe)
         else:
@@ -251,6 +260,7 @@ async def _attempts(
 
 async def _estimate_tokens(ex: Exchange, key: TargetKey) -> None:
     body = _encode({"input_tokens": tokens.estimate_input_tokens(ex.body)})
+    ex.record.status = 200
     headers = _response_headers(ex, key, None)
     headers += [(b"content-type", b"application/json"), (b"x-proxy-estimate", b"true")]
     await http.respond(ex.send, 200, headers, body)
@@ -309,6 +319,8 @@ def _no_target(route: Route, circuits: dict[TargetKey, Circuit], now: float) -> 
 
 async def _exhausted(ex: Exchange, last: _Failure) -> None:
     """Failover is spent: tell the client what the last target said, in its protocol."""
+    ex.record.status = last.status or (504 if last.kind == "timeout" else 502)
+    ex.record.error_type = last.kind
     extra = [(b"x-proxy-attempts", str(ex.attempts).encode()), (b"x-should-retry", b"false")]
     if last.status is not None and ex.front != "gemini":
         status = last.status
@@ -363,101 +375,129 @@ def _wire_of_failure(last: _Failure) -> Wire:
 
 
 async def _attempt(
-    ex: Exchange, state: BackendState, cand: Candidate, snapshot: Snapshot
+    ex: Exchange, state: BackendState, cand: Candidate, snapshot: Snapshot, circuit_state: str
 ) -> _Failure | float | None:
     """One upstream attempt: a failure to act on, or the client got its answer (the time to
     first byte, or None when the upstream refused the request itself with a client error).
     The caller owns the circuit verdict."""
     key = cand.key
     wire = state.adapter.wire
+    config = state.config
+    with tracer.attempt(
+        ex, key, config.type, ex.attempts, base_url=config.base_url, circuit=circuit_state
+    ) as span:
+        try:
+            body = upstream_body(ex, state, key.model)
+            forwarded = http.forwarded_headers(ex.scope, wire == "anthropic", ex.request_id)
+            tracer.inject(forwarded)
+            request = state.adapter.build(
+                _ENDPOINT_ON.get((ex.endpoint, wire), ex.endpoint),
+                body,
+                key.model,
+                ex.stream and config.stream,
+                forwarded,
+            )
+        except Unsupported:
+            span.fail("unsupported")
+            return _Failure(
+                "unsupported",
+                f"backend '{key.backend}' ({config.type}) does not serve {ex.endpoint}",
+            )
+        except translate.TranslationError as exc:
+            raise errors.BadRequest(str(exc), param=exc.param) from exc
+        return await _exchange(ex, state, key, request, snapshot, span)
+
+
+async def _exchange(
+    ex: Exchange,
+    state: BackendState,
+    key: TargetKey,
+    request: UpstreamRequest,
+    snapshot: Snapshot,
+    span: AttemptSpan,
+) -> _Failure | float | None:
+    """Send one built request and answer the client from what comes back."""
+    wire = state.adapter.wire
+    rec = ex.record
+    sent = time.perf_counter()
     try:
-        body = upstream_body(ex, state, key.model)
-        request = state.adapter.build(
-            _ENDPOINT_ON.get((ex.endpoint, wire), ex.endpoint),
-            body,
-            key.model,
-            ex.stream and state.config.stream,
-            http.forwarded_headers(ex.scope, wire == "anthropic", ex.request_id),
-        )
-    except Unsupported:
-        return _Failure(
-            "unsupported",
-            f"backend '{key.backend}' ({state.config.type}) does not serve {ex.endpoint}",
-        )
-    except translate.TranslationError as exc:
-        raise errors.BadRequest(str(exc), param=exc.param) from exc
-    with tracer.attempt(ex, key, state.config.type, ex.attempts) as span:
-        sent = time.perf_counter()
-        try:
-            upstream = await state.transport.send(request)
-        except UpstreamError as exc:
-            ex.upstream_time += time.perf_counter() - sent
-            span.fail(exc.kind)
-            return _Failure(exc.kind, exc.message)
-        headers_at = time.perf_counter()
-        try:
-            if upstream.status >= 400:
-                data = await upstream.read(MAX_RESPONSE)
-                ex.upstream_time += time.perf_counter() - sent
-                hdrs = {k.lower(): v for k, v in upstream.headers.items()}
-                span.fail(str(upstream.status))
-                if is_failover(upstream.status):
-                    hdrs["x-proxy-wire"] = wire
-                    return _Failure(
-                        "status",
-                        f"upstream answered {upstream.status}",
-                        upstream.status,
-                        hdrs,
-                        data,
-                    )
-                await _client_error(ex, state, key, upstream, data)
-                return None  # the target is healthy: the request was at fault
-            if ex.stream and state.config.stream:
-                relay = Relay(ex, state, key, upstream, snapshot.settings, span)
-                try:
-                    await relay.run()
-                except StreamFailed as exc:
-                    return _Failure(exc.kind, exc.message)
-                return headers_at - sent
+        upstream = await state.transport.send(request)
+    except UpstreamError as exc:
+        ex.upstream_time += time.perf_counter() - sent
+        span.fail(exc.kind)
+        return _Failure(exc.kind, exc.message)
+    headers_at = time.perf_counter()
+    try:
+        if upstream.status >= 400:
             data = await upstream.read(MAX_RESPONSE)
-            done = time.perf_counter()
-            ex.upstream_time += done - sent
-        except UpstreamError as exc:
-            span.fail(exc.kind)
-            return _Failure(exc.kind, exc.message)
-        finally:
-            upstream.release()
-        tr = None if ex.front == wire else translate.pick(ex.front, wire)
-        if tr is not None:
+            ex.upstream_time += time.perf_counter() - sent
+            span.fail(str(upstream.status))
+            if is_failover(upstream.status):
+                hdrs = {k.lower(): v for k, v in upstream.headers.items()}
+                hdrs["x-proxy-wire"] = wire
+                message = f"upstream answered {upstream.status}"
+                return _Failure("status", message, upstream.status, hdrs, data)
+            _answered(rec, upstream.status, state, key)
+            await _client_error(ex, state, key, upstream, data)
+            return None  # the target is healthy: the request was at fault
+        if ex.stream and state.config.stream:
+            relay = Relay(ex, state, key, upstream, snapshot.settings, span)
             try:
-                data = tr.response(data, ex.model, id=ex.request_id, created=int(time.time()))
-            except msgspec.DecodeError as exc:
-                return _Failure("protocol", f"upstream sent a malformed response: {exc}")
-        try:
-            ex.usage = from_body(data, ex.front)
-        except Malformed as exc:
-            return _Failure("protocol", f"upstream sent a malformed response: {exc}")
-        if ex.stream:  # a `stream: false` backend: replay the whole answer as a stream
-            try:
-                frames = (
-                    synthesize.openai_stream(data, ex.include_usage)
-                    if ex.front == "openai"
-                    else synthesize.anthropic_stream(data)
-                )
-            except synthesize.NotSynthesizable as exc:
-                return _Failure("protocol", str(exc))
-            if ex.keepalive is not None:
-                await ex.keepalive.stop()
-            ex.committed = True
-            await start(ex, key)
-            await ex.send({"type": "http.response.body", "body": frames, "more_body": False})
+                await relay.run()
+            except StreamFailed as exc:
+                span.fail(exc.kind)
+                return _Failure(exc.kind, exc.message)
+            finally:
+                if ex.usage is not None:
+                    span.usage(*ex.usage)
             return headers_at - sent
-        headers = _response_headers(ex, key, upstream)
-        headers.append((b"content-type", b"application/json"))
-        overhead = (time.perf_counter() - ex.t0) - ex.upstream_time
-        headers.append((b"x-proxy-overhead-ms", f"{overhead * 1000:.3f}".encode()))
-        await http.respond(ex.send, 200, headers, data)
+        data = await upstream.read(MAX_RESPONSE)
+        ex.upstream_time += time.perf_counter() - sent
+    except UpstreamError as exc:
+        span.fail(exc.kind)
+        return _Failure(exc.kind, exc.message)
+    finally:
+        upstream.release()
+    tr = None if ex.front == wire else translate.pick(ex.front, wire)
+    try:
+        if tr is not None:
+            data = tr.response(data, ex.model, id=ex.request_id, created=int(time.time()))
+        ex.usage = from_body(data, ex.front)
+        if ex.stream:  # a `stream: false` backend: replay the whole answer as a stream
+            frames = (
+                synthesize.openai_stream(data, ex.include_usage)
+                if ex.front == "openai"
+                else synthesize.anthropic_stream(data)
+            )
+    except (msgspec.DecodeError, Malformed, synthesize.NotSynthesizable) as exc:
+        span.fail("protocol")
+        return _Failure("protocol", f"upstream sent a malformed response: {exc}")
+    if ex.usage is not None:
+        span.usage(*ex.usage)
+    _answered(rec, 200, state, key)
+    if ex.stream:
+        if ex.keepalive is not None:
+            await ex.keepalive.stop()
+        ex.committed = True
+        rec.ttft_ms = (time.perf_counter() - ex.t0) * 1000.0
+        await start(ex, key)
+        await ex.send({"type": "http.response.body", "body": frames, "more_body": False})
         return headers_at - sent
+    headers = _response_headers(ex, key, upstream)
+    headers.append((b"content-type", b"application/json"))
+    overhead = (time.perf_counter() - ex.t0) - ex.upstream_time
+    rec.overhead_ms = overhead * 1000.0
+    headers.append((b"x-proxy-overhead-ms", f"{rec.overhead_ms:.3f}".encode()))
+    await http.respond(ex.send, 200, headers, data)
+    return headers_at - sent
+
+
+def _answered(rec: RequestRecord, status: int, state: BackendState, key: TargetKey) -> None:
+    """Which target gave the client its answer, for the access log and metrics."""
+    rec.status = status
+    rec.backend = key.backend
+    rec.backend_type = state.config.type
+    rec.provider_model = key.model
 
 
 async def _client_error(

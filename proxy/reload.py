@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
-from proxy import providers
+from proxy import providers, redact
 from proxy.auth import Keyring
 from proxy.config import Backend, Config, ConfigError, Problem, Settings, parse
 from proxy.limits import Limiter
@@ -157,6 +157,7 @@ class Runtime:
                     )
                 return ReloadResult(False, self.snapshot.generation, self.last_error)
             new = self._swap(config)
+            redact.remember(config)  # new secrets are masked in logs from now on
             self.reloads_ok += 1
             self.last_error = ()
             self._log_warnings(config)

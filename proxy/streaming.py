@@ -204,10 +204,11 @@ async def start(ex: "Exchange", key: TargetKey | None) -> None:
 
 class Relay:
     __slots__ = (
+        "_backend_type",
         "_closed",
-        "_held_error",
         "_decoder",
         "_ex",
+        "_held_error",
         "_key",
         "_settings",
         "_span",
@@ -232,6 +233,7 @@ class Relay:
         self._settings = settings
         self._span = span
         self._wire = state.adapter.wire
+        self._backend_type = state.config.type
         self._decoder = sse.Decoder()
         self._tail = b""
         self._closed = False  # translator already closed (upstream ended right at commit)
@@ -262,6 +264,12 @@ class Relay:
         if ex.keepalive is not None:
             await ex.keepalive.stop()
         ex.committed = True
+        rec = ex.record
+        rec.status = 200
+        rec.backend, rec.provider_model = self._key
+        rec.backend_type = self._backend_type
+        rec.ttft_ms = (time.perf_counter() - ex.t0) * 1000.0
+        self._span.first_token()
         await start(ex, self._key)
         try:
             if self._tr is None:

@@ -170,7 +170,8 @@ async def test_usage_chunk_only_when_asked() -> None:
         "completion_tokens": 16,
         "total_tokens": 18,
     }
-    assert all("usage" not in json.loads(e.data) for e in asked[:-2])
+    # WIRE.md 8.7: with include_usage, every earlier chunk says `usage: null`.
+    assert all(json.loads(e.data)["usage"] is None for e in asked[:-2])
 
     for options in ({"include_usage": False}, {}, None):
         body = {**hello(), "stream_options": options} if options is not None else hello()
