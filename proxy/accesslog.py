@@ -1,12 +1,13 @@
-"""The access log: one JSON line per request on the `llm_proxy.access` logger.
+"""The access log: one JSON line per request, on stdout by default (`LLM_PROXY_ACCESS_LOG`).
 
-The line is built only when a handler will see it (the logger's level is checked first, and
-the message is formatted lazily), so a disabled access log costs one level check. It names
+On stdout/stderr lines are written in batches (see `_Sink`); with `inherit` they go through
+the `llm_proxy.access` logger, built only when a handler will see them; `off` costs nothing. It names
 the client key by its configured name, never the key; the prompt appears only when
 `log_prompts` is `redacted` (credentials and personal data masked) or `full` (credentials
 masked: they never reach a log), truncated to `PROMPT_LIMIT` characters.
 """
 
+import asyncio
 import logging
 import sys
 import time
@@ -34,23 +35,75 @@ _any = msgspec.json.Decoder()
 _handler: logging.Handler | None = None
 
 
+class _Sink:
+    """Access lines for stdout/stderr, written in batches.
+
+    One `write()` per request through `logging` costs a handler lock, a formatter and a
+    syscall: about as much as the gateway's own work on a request. Lines are queued instead
+    and written together at most `DELAY` seconds later (or when `LIMIT` bytes are queued),
+    and on shutdown. Outside an event loop a line is written at once.
+    """
+
+    DELAY = 0.1
+    LIMIT = 1 << 16
+
+    def __init__(self, stream_name: str) -> None:
+        self._stream_name = stream_name  # looked up at write time (tests swap sys.stdout)
+        self._lines: list[str] = []
+        self._size = 0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, text: str) -> None:
+        self._lines.append(text)
+        self._size += len(text)
+        if self._size >= self.LIMIT:
+            self.flush()
+            return
+        if self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush()
+                return
+            self._timer = loop.call_later(self.DELAY, self.flush)
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._lines:
+            return
+        text = "\n".join(self._lines) + "\n"
+        self._lines.clear()
+        self._size = 0
+        stream = getattr(sys, self._stream_name)
+        try:
+            stream.write(text)
+            stream.flush()
+        except (OSError, ValueError):  # a closed or broken stdout must not fail requests
+            pass
+
+
+_sink: _Sink | None = None
+
+
 def configure(env: Mapping[str, str]) -> None:
     """Route access lines: bare JSON on stdout or stderr, nowhere (`off`), or to the root
     logger's handlers as configured elsewhere (`inherit`)."""
-    global _handler
+    global _handler, _sink
     target = env.get(ENV, "").strip().lower() or "stdout"
     if _handler is not None:
         LOGGER.removeHandler(_handler)
         _handler = None
+    flush()
+    _sink = None
     LOGGER.propagate = target == "inherit"
     if target in ("off", "none", "0", "false"):
         LOGGER.setLevel(logging.WARNING)  # access lines are INFO: never built
         return
     LOGGER.setLevel(logging.NOTSET if target == "inherit" else logging.INFO)
     if target in ("stdout", "stderr"):
-        _handler = logging.StreamHandler(sys.stdout if target == "stdout" else sys.stderr)
-        _handler.setFormatter(logging.Formatter("%(message)s"))
-        LOGGER.addHandler(_handler)
+        _sink = _Sink(target)
 
 
 def _iso(epoch: float) -> str:
@@ -122,8 +175,16 @@ class _Line:
 
 
 def write(rec: "RequestRecord", log_prompts: str) -> None:
-    if LOGGER.isEnabledFor(logging.INFO):
+    if _sink is not None:
+        _sink.add(line(rec, log_prompts))
+    elif LOGGER.isEnabledFor(logging.INFO):
         LOGGER.info("%s", _Line(rec, log_prompts))
+
+
+def flush() -> None:
+    """Write out queued lines (worker shutdown)."""
+    if _sink is not None:
+        _sink.flush()
 
 
 def prompt_text(body_fields: Mapping[str, msgspec.Raw], limit: int = 1 << 20) -> str:

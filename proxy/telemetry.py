@@ -546,6 +546,7 @@ def shutdown() -> None:
     """Per worker, at the end of the lifespan (after the metrics publisher has stopped)."""
     tracer.shutdown()
     metrics.flush()
+    accesslog.flush()
 
 
 def failure_kind(kind: str, status: int | None = None, committed: bool = False) -> str:
