@@ -1,7 +1,8 @@
 """Circuit breakers per target, Retry-After cooling, 503 when all are open, /admin/backends,
 and circuit state across a hot reload.
 
-One gateway for the module: failure_threshold 2, cooldown 1 s, retries 1. Circuits are per
+One gateway for the module: failure_threshold 2, cooldown 1 s, retries 1, total 2 s (so a
+request cancelled by the deadline is quick to make). Circuits are per
 (backend, provider model) and every test routes through a glob alias with a model name of its
 own, so each test starts on closed circuits:
 
@@ -12,8 +13,8 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from tests.integration.test_faults import (
     wait_until,
     write_config,
 )
-from tests.upstreams import FakeUpstream, ok, rate_limited, status
+from tests.upstreams import FakeUpstream, ok, rate_limited, slow_stream, status
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -40,6 +41,7 @@ COOLDOWN = 1.0
 THRESHOLD = 2
 SECRET = "sk-circuit-test-SECRET-0123456789"
 TOLERANCE = 0.6  # reopens_at is wall-clock: generous
+TOTAL = 2.0
 
 
 def _config(a: FakeUpstream, b: FakeUpstream, extra: str = "", b_headers: str = "{}") -> str:
@@ -49,7 +51,7 @@ def _config(a: FakeUpstream, b: FakeUpstream, extra: str = "", b_headers: str = 
       failure_threshold: {THRESHOLD}
       cooldown: {COOLDOWN}s
       retries: 1
-      timeouts: {{connect: 0.5s, first_byte: 1s, idle: 1s, total: 5s}}
+      timeouts: {{connect: 0.5s, first_byte: 1s, idle: 1s, total: {TOTAL:g}s}}
       keepalive: 1s
     backends:
       a: {{type: openai, base_url: "{a.url}", api_key: "{SECRET}"}}
@@ -105,6 +107,7 @@ def _assert_no_target(out: Outcome, retry_after: tuple[int, ...]) -> None:
     err = out.error
     assert (err["type"], err["code"]) == ("service_unavailable", "no_available_target")
     assert int(out.headers["retry-after"]) in retry_after
+    assert int(out.headers["retry-after-ms"]) == 1000 * int(out.headers["retry-after"])
     assert out.headers["x-should-retry"] == "false"
 
 
@@ -343,3 +346,58 @@ def test_circuit_survives_reload_for_unchanged_targets(rig: Rig) -> None:
     assert (out.status, out.headers["x-proxy-backend"], out.attempts) == (200, "b", 1)
     assert len(rig.a.requests) == seen  # still open after the reload
     assert call(rig.client, "unrelated").status == 200  # the new alias is live
+
+
+# --- cancelled attempts settle their circuit -------------------------------------------------
+
+SLOW = slow_stream(interval=0.2, chunks=40)  # 8 s: each gap under idle, the whole over total
+
+
+def _cancelled(rig: Rig, model: str, cause: str) -> None:
+    """One streaming request on `a` that commits, then is cancelled: its client leaves after
+    the first content (`disconnect`), or the gateway's timeouts.total runs out (`total`)."""
+    rig.a.script(SLOW)
+    index = len(rig.a.requests)
+    if cause == "disconnect":
+        body = {"model": f"solo/{model}", "messages": [{"role": "user", "content": "hi"}],
+                "stream": True}  # fmt: skip
+        with rig.client.stream("POST", "/v1/chat/completions", json=body) as resp:
+            assert resp.status_code == 200
+            for line in resp.iter_lines():  # bounded: the stream is finite and times out
+                if '"content":"w0"' in line:
+                    break
+        # leaving the block closes the connection mid-stream: the client is gone
+    else:
+        out = call(rig.client, f"solo/{model}", stream=True)
+        assert out.status == 200 and not out.done
+        err = out.error
+        assert (err["type"], err["code"]) == ("timeout_error", "upstream_timeout")
+        assert f"total={TOTAL:g}s" in err["message"]
+    assert rig.a.wait_closed_early(index, timeout=3) < 1.0  # hung up at once
+
+
+@pytest.mark.parametrize("cause", ["disconnect", "total"])
+def test_cancelled_request_settles_its_circuit(rig: Rig, cause: str) -> None:
+    model = f"cancelled-{cause}"
+    _cancelled(rig, model, cause)
+    assert wait_until(lambda: _target(rig, model)["in_flight"] == 0, 2), _target(rig, model)
+    assert wait_until(lambda: backends_view(rig.client)["backends"]["a"]["in_flight"] == 0, 2)
+    assert _target(rig, model)["state"] == "closed"
+    out = call(rig.client, f"solo/{model}")  # the target still serves
+    assert (out.status, out.attempts) == (200, 1)
+
+
+@pytest.mark.parametrize("cause", ["disconnect", "total"])
+def test_cancelled_probe_frees_the_probe_slot(rig: Rig, cause: str) -> None:
+    """A half-open probe cut short gives no verdict and frees the probe: the next request may
+    probe again, instead of 503 for ever."""
+    model = f"cancelled-probe-{cause}"
+    _open(rig, model)
+    _wait_half_open(rig, model)
+    _cancelled(rig, model, cause)  # the probe
+    assert wait_until(lambda: _target(rig, model)["in_flight"] == 0, 2), _target(rig, model)
+    assert _target(rig, model)["state"] == "half_open"  # the slot is free again
+    out = call(rig.client, f"solo/{model}")
+    assert (out.status, out.attempts) == (200, 1)
+    t = _target(rig, model)
+    assert (t["state"], t["consecutive_failures"], t["in_flight"]) == ("closed", 0, 0)
