@@ -113,7 +113,6 @@ class HttpTransport:
             timeout=aiohttp.ClientTimeout(
                 total=None, sock_connect=timeouts.connect, sock_read=timeouts.first_byte
             ),
-            skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
             raise_for_status=False,
         )
 

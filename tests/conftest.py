@@ -135,6 +135,58 @@ class Gateway:
         return f"Gateway(url={self.url!r}, pid={self.proc.pid})"
 
 
+def launch(
+    config_path: Path,
+    log_dir: Path,
+    *,
+    workers: int = 1,
+    env: Mapping[str, str] | None = None,
+    args: Sequence[str] = (),
+) -> Gateway:
+    """Start `python -m proxy serve` on a free port and wait until it is healthy.
+
+    The caller stops it (`Gateway.stop()`); a gateway that never gets healthy is stopped here.
+    """
+    port = free_port()
+    log_path = log_dir / f"gateway-{port}.log"
+    command = [
+        sys.executable, "-m", "proxy", "serve", "--config", str(config_path),
+        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), *args,
+    ]  # fmt: skip
+    with log_path.open("wb") as log:  # the child keeps its own descriptor
+        proc = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            cwd=REPO,
+            start_new_session=True,
+        )
+    gw = Gateway(proc, port, log_path, Path(config_path))
+    try:
+        gw.wait_healthy()
+    except BaseException:
+        gw.stop()
+        raise
+    return gw
+
+
+@contextlib.contextmanager
+def serve(
+    config_path: Path,
+    log_dir: Path,
+    *,
+    workers: int = 1,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[Gateway]:
+    """A gateway for a `with` block (module-scoped fixtures share one across tests)."""
+    gw = launch(config_path, log_dir, workers=workers, env=env)
+    try:
+        yield gw
+    finally:
+        gw.stop()
+
+
 @pytest.fixture
 def gateway(tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
     """`gateway(config_path, workers=1, env=None, args=())` -> a healthy Gateway."""
@@ -147,24 +199,8 @@ def gateway(tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
         env: Mapping[str, str] | None = None,
         args: Sequence[str] = (),
     ) -> Gateway:
-        port = free_port()
-        log_path = tmp_path / f"gateway-{port}.log"
-        command = [
-            sys.executable, "-m", "proxy", "serve", "--config", str(config_path),
-            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), *args,
-        ]  # fmt: skip
-        with log_path.open("wb") as log:  # the child keeps its own descriptor
-            proc = subprocess.Popen(
-                command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-                cwd=REPO,
-                start_new_session=True,
-            )
-        gw = Gateway(proc, port, log_path, Path(config_path))
+        gw = launch(config_path, tmp_path, workers=workers, env=env, args=args)
         started.append(gw)
-        gw.wait_healthy()
         return gw
 
     try:

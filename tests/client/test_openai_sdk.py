@@ -5,22 +5,17 @@ SDK clients get `max_retries=0` and a short timeout, so their retries never hide
 """
 
 import base64
-import contextlib
 import hashlib
 import json
-import os
 import struct
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
 import pytest
 
-from tests.conftest import REPO, Gateway, RoutesFile, free_port
+from tests.conftest import Gateway, RoutesFile, serve
 from tests.upstreams import FakeUpstream, ok, refused_url, status
 
 pytestmark = pytest.mark.timeout(30)
@@ -28,32 +23,6 @@ pytestmark = pytest.mark.timeout(30)
 HELLO: Any = [{"role": "user", "content": "hello there gateway"}]
 WEATHER = ("get_weather", '{"city": "Paris", "unit": "celsius", "days": [1, 2]}')
 CLOCK = ("get_time", '{"tz": "Europe/Paris"}')
-
-
-@contextlib.contextmanager
-def serve(config: Path, log_dir: Path) -> Iterator[Gateway]:
-    """A gateway subprocess for the whole module (the `gateway` fixture is per test)."""
-    port = free_port()
-    log_path = log_dir / f"gateway-{port}.log"
-    command = [
-        sys.executable, "-m", "proxy", "serve", "--config", str(config),
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-    ]  # fmt: skip
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            cwd=REPO,
-            start_new_session=True,
-        )
-    gw = Gateway(proc, port, log_path, config)
-    try:
-        gw.wait_healthy()
-        yield gw
-    finally:
-        gw.stop()
 
 
 @pytest.fixture(scope="module")

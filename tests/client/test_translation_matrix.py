@@ -27,8 +27,7 @@ import openai
 import pytest
 from openai.lib.streaming.chat import ChatCompletionStreamState
 
-from tests.conftest import Gateway, RoutesFile
-from tests.integration.test_translation_failover import serve
+from tests.conftest import Gateway, RoutesFile, serve
 from tests.upstreams import FakeUpstream, ok, rate_limited, reset_mid_stream, status
 
 pytestmark = pytest.mark.timeout(30)

@@ -5,20 +5,16 @@ admin key, a client key); every admin, metrics and error output, and the gateway
 searched for them.
 """
 
-import contextlib
 import hashlib
-import os
 import re
-import subprocess
-import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import REPO, Gateway, RoutesFile, free_port
+from tests.conftest import Gateway, RoutesFile, serve
 from tests.upstreams import FakeUpstream, refused_url
 
 pytestmark = pytest.mark.timeout(30)
@@ -37,32 +33,6 @@ BEARER_IN_HEADER = "sk-planted-bearer-9911bd"  # a secret-looking value under a 
 ADMIN = {"authorization": f"Bearer {SECRETS['ADM_T_ADMIN_KEY']}"}
 CLIENT = {"authorization": f"Bearer {SECRETS['ADM_T_TEAM_KEY']}"}
 HELLO = [{"role": "user", "content": "hi"}]
-
-
-@contextlib.contextmanager
-def serve(config: Path, log_dir: Path, env: Mapping[str, str] | None = None) -> Iterator[Gateway]:
-    """A gateway subprocess (module scope where the config is shared)."""
-    port = free_port()
-    log_path = log_dir / f"gateway-{port}.log"
-    command = [
-        sys.executable, "-m", "proxy", "serve", "--config", str(config),
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-    ]  # fmt: skip
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-            cwd=REPO,
-            start_new_session=True,
-        )
-    gw = Gateway(proc, port, log_path, config)
-    try:
-        gw.wait_healthy()
-        yield gw
-    finally:
-        gw.stop()
 
 
 @pytest.fixture(scope="module")

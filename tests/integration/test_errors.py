@@ -4,49 +4,20 @@ OpenAI shape everywhere (`{"error": {message, type, param, code}}`, all four key
 shape on `/v1/messages`; upstream client errors pass through as the upstream sent them.
 """
 
-import contextlib
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import REPO, Gateway, RoutesFile, free_port
+from tests.conftest import RoutesFile, serve
 from tests.upstreams import FakeUpstream, refused_url, status
 
 pytestmark = pytest.mark.timeout(30)
 
 HELLO = [{"role": "user", "content": "hi"}]
 JSON = {"content-type": "application/json"}
-
-
-@contextlib.contextmanager
-def serve(config: Path, log_dir: Path) -> Iterator[Gateway]:
-    """A gateway subprocess for the whole module (the `gateway` fixture is per test)."""
-    port = free_port()
-    log_path = log_dir / f"gateway-{port}.log"
-    command = [
-        sys.executable, "-m", "proxy", "serve", "--config", str(config),
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-    ]  # fmt: skip
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("ERRORS_TEST_UNSET_KEY", None)
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO,
-            start_new_session=True,
-        )  # fmt: skip
-    gw = Gateway(proc, port, log_path, config)
-    try:
-        gw.wait_healthy()
-        yield gw
-    finally:
-        gw.stop()
 
 
 @pytest.fixture(scope="module")

@@ -5,15 +5,10 @@ shipped `routes.yaml`, whose `demo` model is the built-in mock. Each test reads 
 requests it caused (`up.requests[n:]`), so tests stay independent while sharing servers.
 """
 
-import contextlib
 import http.client
 import json
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator, Mapping
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -21,7 +16,7 @@ import pytest
 from aiohttp import web
 
 from proxy.sse import Decoder, Event
-from tests.conftest import REPO, Gateway, RoutesFile, free_port
+from tests.conftest import REPO, Gateway, RoutesFile, serve
 from tests.upstreams import FakeUpstream, Recorded, ok, slow_stream, status
 
 pytestmark = pytest.mark.timeout(30)
@@ -44,32 +39,6 @@ class TimedUpstream(FakeUpstream):
             return await super()._stream(request, ex, *args)
         finally:
             self.stream_done[ex.index] = time.monotonic()
-
-
-@contextlib.contextmanager
-def serve(config: Path, log_dir: Path, env: Mapping[str, str] | None = None) -> Iterator[Gateway]:
-    """A gateway subprocess for the whole module (the `gateway` fixture is per test)."""
-    port = free_port()
-    log_path = log_dir / f"gateway-{port}.log"
-    command = [
-        sys.executable, "-m", "proxy", "serve", "--config", str(config),
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-    ]  # fmt: skip
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-            cwd=REPO,
-            start_new_session=True,
-        )
-    gw = Gateway(proc, port, log_path, config)
-    try:
-        gw.wait_healthy()
-        yield gw
-    finally:
-        gw.stop()
 
 
 @pytest.fixture(scope="module")

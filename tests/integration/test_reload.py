@@ -6,19 +6,15 @@ Waits poll with a deadline; nothing sleeps "long enough".
 """
 
 import asyncio
-import contextlib
 import http.client
 import itertools
 import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import aiohttp
@@ -27,7 +23,7 @@ import pytest
 from aiohttp import web
 
 from proxy.sse import Decoder, Event
-from tests.conftest import REPO, Gateway, RoutesFile, free_port
+from tests.conftest import Gateway, RoutesFile, serve
 from tests.upstreams import FakeUpstream, Recorded, rate_limited, slow_stream
 
 pytestmark = pytest.mark.timeout(40)
@@ -62,32 +58,6 @@ def wait_until(check: Callable[[], Any], deadline: float, what: str) -> Any:
         if time.monotonic() > end:
             raise AssertionError(f"not within {deadline}s: {what}")
         time.sleep(0.05)
-
-
-@contextlib.contextmanager
-def serve(config: Path, log_dir: Path, workers: int = 1) -> Iterator[Gateway]:
-    """A gateway subprocess for the whole module (the `gateway` fixture is per test)."""
-    port = free_port()
-    log_path = log_dir / f"gateway-{port}.log"
-    command = [
-        sys.executable, "-m", "proxy", "serve", "--config", str(config),
-        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-    ]  # fmt: skip
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            cwd=REPO,
-            start_new_session=True,
-        )
-    gw = Gateway(proc, port, log_path, config)
-    try:
-        gw.wait_healthy()
-        yield gw
-    finally:
-        gw.stop()
 
 
 _markers = itertools.count(1)

@@ -12,20 +12,15 @@ chunk, no error frame).
     fo/dead   -> dead (Anthropic, nothing listening), then backup
 """
 
-import contextlib
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import REPO, Gateway, RoutesFile, free_port
+from tests.conftest import Gateway, RoutesFile, serve
 from tests.upstreams import (
     Behaviour,
     FakeUpstream,
@@ -41,32 +36,6 @@ pytestmark = pytest.mark.timeout(30)
 ANSWER = "Backup says: all good — ünïcödé intact."
 USAGE = (19, 7)
 PROMPT = "is anyone there?"
-
-
-@contextlib.contextmanager
-def serve(config: Path, log_dir: Path) -> Iterator[Gateway]:
-    """A gateway subprocess for a whole module (conftest's `gateway` fixture is per test)."""
-    port = free_port()
-    log_path = log_dir / f"gateway-{port}.log"
-    command = [
-        sys.executable, "-m", "proxy", "serve", "--config", str(config),
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-    ]  # fmt: skip
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            cwd=REPO,
-            start_new_session=True,
-        )
-    gw = Gateway(proc, port, log_path, config)
-    try:
-        gw.wait_healthy()
-        yield gw
-    finally:
-        gw.stop()
 
 
 @dataclass
