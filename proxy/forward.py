@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from proxy import errors, http, synthesize, telemetry, tokens, translate
+from proxy import errors, http, redact, synthesize, telemetry, tokens, translate
 from proxy.errors import Wire
 from proxy.providers.base import Endpoint, Unsupported, UpstreamRequest
 from proxy.reload import BackendState, Runtime, Snapshot
@@ -207,6 +207,9 @@ async def _attempts(
             await _estimate_tokens(ex, cand.key)  # only Anthropic can count: estimate
             return
         ex.attempts += 1
+        rec = ex.record  # the last target tried is the one the access log names
+        rec.backend, rec.provider_model = cand.key
+        rec.backend_type = state.config.type
         telemetry.attempt_started(cand.key.backend, cand.key.model)
         probe = circuit.begin(now)
         state.transport.in_flight += 1
@@ -320,11 +323,11 @@ def _no_target(route: Route, circuits: dict[TargetKey, Circuit], now: float) -> 
 async def _exhausted(ex: Exchange, last: _Failure) -> None:
     """Failover is spent: tell the client what the last target said, in its protocol."""
     ex.record.status = last.status or (504 if last.kind == "timeout" else 502)
-    ex.record.error_type = last.kind
+    ex.record.error_type = f"upstream_{last.status}" if last.status else last.kind
     extra = [(b"x-proxy-attempts", str(ex.attempts).encode()), (b"x-should-retry", b"false")]
     if last.status is not None and ex.front != "gemini":
         status = last.status
-        body = last.body
+        body = redact.scrub_body(last.body)
         wire = _wire_of_failure(last)
         tr = None if ex.front == wire else translate.pick(ex.front, wire)
         if tr is not None or not body:
@@ -437,7 +440,7 @@ async def _exchange(
                 hdrs["x-proxy-wire"] = wire
                 message = f"upstream answered {upstream.status}"
                 return _Failure("status", message, upstream.status, hdrs, data)
-            _answered(rec, upstream.status, state, key)
+            rec.status = upstream.status
             await _client_error(ex, state, key, upstream, data)
             return None  # the target is healthy: the request was at fault
         if ex.stream and state.config.stream:
@@ -474,7 +477,7 @@ async def _exchange(
         return _Failure("protocol", f"upstream sent a malformed response: {exc}")
     if ex.usage is not None:
         span.usage(*ex.usage)
-    _answered(rec, 200, state, key)
+    rec.status = 200
     if ex.stream:
         if ex.keepalive is not None:
             await ex.keepalive.stop()
@@ -492,17 +495,10 @@ async def _exchange(
     return headers_at - sent
 
 
-def _answered(rec: RequestRecord, status: int, state: BackendState, key: TargetKey) -> None:
-    """Which target gave the client its answer, for the access log and metrics."""
-    rec.status = status
-    rec.backend = key.backend
-    rec.backend_type = state.config.type
-    rec.provider_model = key.model
-
-
 async def _client_error(
     ex: Exchange, state: BackendState, key: TargetKey, upstream: UpstreamResponse, data: bytes
 ) -> None:
+    data = redact.scrub_body(data)
     tr = None if ex.front == state.adapter.wire else translate.pick(ex.front, state.adapter.wire)
     if tr is not None:
         data = tr.error(upstream.status, data)

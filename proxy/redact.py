@@ -207,6 +207,13 @@ def _intl(m: re.Match[str]) -> str:
     return PHONE if len(_digits(m.group())) >= 8 else m.group()
 
 
+def scrub_body(body: bytes) -> bytes:
+    """An upstream body with credentials masked (upstreams quote keys in their errors)."""
+    text = body.decode("utf-8", "replace")
+    clean = scrub(text)
+    return body if clean == text else clean.encode()
+
+
 def redact(text: str) -> str:
     """Mask credentials, e-mail addresses, phone numbers and card numbers."""
     text = scrub(text)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
-from proxy import errors, sse, translate
+from proxy import errors, redact, sse, translate
 from proxy.config import Settings
 from proxy.errors import Wire
 from proxy.routing import TargetKey
@@ -134,7 +134,8 @@ def _error_message(data: str) -> str:
         return "upstream sent malformed stream data"
     err = body.get("error")
     if isinstance(err, dict) and isinstance(err.get("message"), str):
-        return "upstream stream error: " + str(err["message"])[:300]
+        # Upstreams quote keys ("Incorrect API key provided: sk-..."): never pass them on.
+        return "upstream stream error: " + redact.scrub(str(err["message"])[:300])
     return "upstream stream error"
 
 
@@ -204,7 +205,6 @@ async def start(ex: "Exchange", key: TargetKey | None) -> None:
 
 class Relay:
     __slots__ = (
-        "_backend_type",
         "_closed",
         "_decoder",
         "_ex",
@@ -233,7 +233,6 @@ class Relay:
         self._settings = settings
         self._span = span
         self._wire = state.adapter.wire
-        self._backend_type = state.config.type
         self._decoder = sse.Decoder()
         self._tail = b""
         self._closed = False  # translator already closed (upstream ended right at commit)
@@ -266,8 +265,6 @@ class Relay:
         ex.committed = True
         rec = ex.record
         rec.status = 200
-        rec.backend, rec.provider_model = self._key
-        rec.backend_type = self._backend_type
         rec.ttft_ms = (time.perf_counter() - ex.t0) * 1000.0
         self._span.first_token()
         await start(ex, self._key)
