@@ -2,8 +2,8 @@
 
 On stdout/stderr lines are written in batches (see `_Sink`); with `inherit` they go through
 the `llm_proxy.access` logger, built only when a handler will see them; `off` costs
-nothing. It names
-the client key by its configured name, never the key; the prompt appears only when
+nothing. It names the client key by its configured name, never the key; the prompt appears
+only when
 `log_prompts` is `redacted` (credentials and personal data masked) or `full` (credentials
 masked: they never reach a log), truncated to `PROMPT_LIMIT` characters.
 """
