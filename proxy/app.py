@@ -9,6 +9,7 @@ granian worker, and closed on shutdown.
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -125,6 +126,10 @@ def create_app(path: Path | None = None) -> Gateway:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGHUP, on_sighup)
         watcher = loop.create_task(runtime.watch())
+        # Everything built so far lives as long as the worker: move it out of the collector's
+        # way. Without this, full collections walk it under load and stall the loop for tens
+        # of ms (measured: p99 at 32 connections 56 ms -> 16 ms).
+        gc.freeze()
         publisher = loop.create_task(metrics.run_publisher(lambda: metrics.info_of(runtime)))
         try:
             yield

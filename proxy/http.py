@@ -159,7 +159,7 @@ class Watchdog:
     the deadline), so usage is counted.
     """
 
-    DELAY = 0.02
+    DELAY = 0.25  # long enough that a loaded gateway does not start one per request
     __slots__ = (
         "_deadline",
         "_drain",
