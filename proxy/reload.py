@@ -98,8 +98,7 @@ class Runtime:
         stamp = os.environ.get(STAMP_ENV)
         self._stamp = Path(stamp) if stamp else None
         self._stamp_sig = _signature(self._stamp) if self._stamp else None
-        self.snapshot = self._build(config, None)
-        self._log_warnings(config)
+        self.snapshot = self._build(config, None)  # `serve` logged this config's warnings
 
     def _build(self, config: Config, old: Snapshot | None) -> Snapshot:
         backends: dict[str, BackendState] = {}
