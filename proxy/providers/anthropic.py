@@ -2,29 +2,20 @@
 
 from collections.abc import Sequence
 
-from proxy.config import Backend
-from proxy.providers.base import (
-    Endpoint,
-    Header,
-    Unsupported,
-    UpstreamRequest,
-    Wire,
-    common_headers,
-)
+from proxy.providers.base import Endpoint, Header, HttpAdapter, Unsupported, UpstreamRequest, Wire
 
 ANTHROPIC_VERSION = "2023-06-01"
-_PATHS: dict[str, str] = {"messages": "/v1/messages", "count_tokens": "/v1/messages/count_tokens"}
+# OpenAI-front requests were translated to Messages already: "chat" goes to /v1/messages.
+_PATHS: dict[str, str] = {
+    "messages": "/v1/messages",
+    "chat": "/v1/messages",
+    "count_tokens": "/v1/messages/count_tokens",
+}
 
 
-class AnthropicAdapter:
+class AnthropicAdapter(HttpAdapter):
     wire: Wire = "anthropic"
-
-    def __init__(self, backend: Backend) -> None:
-        self._base = backend.base_url.rstrip("/")
-        self._auth: tuple[Header, ...] = (
-            (("x-api-key", backend.api_key.reveal()),) if backend.api_key is not None else ()
-        )
-        self._extra = backend.headers
+    AUTH_HEADER, AUTH_PREFIX = "x-api-key", ""
 
     def build(
         self,
@@ -34,13 +25,10 @@ class AnthropicAdapter:
         stream: bool,
         forward: Sequence[Header] = (),
     ) -> UpstreamRequest:
-        # OpenAI-front requests were translated to Messages already: they go to /v1/messages.
-        path = _PATHS.get(endpoint, "/v1/messages" if endpoint == "chat" else None)
+        path = _PATHS.get(endpoint)
         if path is None:
             raise Unsupported(endpoint)
-        headers = common_headers(self._auth, self._extra, forward)
+        headers = self.headers(forward, stream)
         if not any(k == "anthropic-version" for k, _ in forward):
             headers.append(("anthropic-version", ANTHROPIC_VERSION))
-        if stream:
-            headers.append(("accept", "text/event-stream"))
         return UpstreamRequest("POST", self._base + path, headers, body)

@@ -5,7 +5,10 @@ retries, streams or logs; `forward.py` does that the same way for every backend.
 """
 
 from collections.abc import Sequence
-from typing import Literal, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
+
+if TYPE_CHECKING:
+    from proxy.config import Backend
 
 Wire = Literal["openai", "anthropic", "gemini"]
 Header = tuple[str, str]
@@ -44,13 +47,31 @@ class Unsupported(Exception):
     """The backend has no equivalent of this endpoint (e.g. embeddings on Anthropic)."""
 
 
-def common_headers(
-    auth: Sequence[Header], extra: Sequence[Header], forward: Sequence[Header]
-) -> list[Header]:
-    # identity: the gateway must be able to read usage out of what comes back. Sent as a
-    # header rather than through skip_auto_headers, which costs aiohttp a scan per request.
-    headers: list[Header] = [("content-type", "application/json"), ("accept-encoding", "identity")]
-    headers.extend(forward)
-    headers.extend(extra)
-    headers.extend(auth)  # last: configured credentials win over anything else
-    return headers
+class HttpAdapter:
+    """What every network adapter shares: its base URL, its credential header and the
+    backend's configured extra headers. Subclasses add URLs and `wire`."""
+
+    AUTH_HEADER = "authorization"
+    AUTH_PREFIX = "Bearer "
+
+    def __init__(self, backend: "Backend") -> None:
+        self._base = backend.base_url.rstrip("/")
+        key = backend.api_key
+        self._auth: tuple[Header, ...] = (
+            ((self.AUTH_HEADER, self.AUTH_PREFIX + key.reveal()),) if key is not None else ()
+        )
+        self._extra = backend.headers
+
+    def headers(self, forward: Sequence[Header], stream: bool) -> list[Header]:
+        # identity: the gateway must be able to read usage out of what comes back. Sent as
+        # a header rather than through skip_auto_headers, which costs aiohttp a scan per call.
+        headers: list[Header] = [
+            ("content-type", "application/json"),
+            ("accept-encoding", "identity"),
+        ]
+        headers.extend(forward)
+        headers.extend(self._extra)
+        headers.extend(self._auth)  # last: configured credentials win over anything else
+        if stream:
+            headers.append(("accept", "text/event-stream"))
+        return headers

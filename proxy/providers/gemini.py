@@ -6,26 +6,12 @@ The key never goes in the query string (`?key=`), so no URL we log or show can l
 from collections.abc import Sequence
 from urllib.parse import quote
 
-from proxy.config import Backend
-from proxy.providers.base import (
-    Endpoint,
-    Header,
-    Unsupported,
-    UpstreamRequest,
-    Wire,
-    common_headers,
-)
+from proxy.providers.base import Endpoint, Header, HttpAdapter, Unsupported, UpstreamRequest, Wire
 
 
-class GeminiAdapter:
+class GeminiAdapter(HttpAdapter):
     wire: Wire = "gemini"
-
-    def __init__(self, backend: Backend) -> None:
-        self._base = backend.base_url.rstrip("/")
-        self._auth: tuple[Header, ...] = (
-            (("x-goog-api-key", backend.api_key.reveal()),) if backend.api_key is not None else ()
-        )
-        self._extra = backend.headers
+    AUTH_HEADER, AUTH_PREFIX = "x-goog-api-key", ""
 
     def build(
         self,
@@ -39,5 +25,5 @@ class GeminiAdapter:
             raise Unsupported(endpoint)
         verb = ":streamGenerateContent?alt=sse" if stream else ":generateContent"
         url = f"{self._base}/v1beta/models/{quote(model, safe='')}{verb}"
-        headers = common_headers(self._auth, self._extra, forward)
-        return UpstreamRequest("POST", url, headers, body)
+        # SSE is asked for by `alt=sse`, not by an Accept header.
+        return UpstreamRequest("POST", url, self.headers(forward, False), body)

@@ -2,33 +2,17 @@
 
 from collections.abc import Sequence
 
-from proxy.config import Backend
-from proxy.providers.base import (
-    Endpoint,
-    Header,
-    Unsupported,
-    UpstreamRequest,
-    Wire,
-    common_headers,
-)
+from proxy.providers.base import Endpoint, Header, HttpAdapter, Unsupported, UpstreamRequest, Wire
 
-_PATHS: dict[str, str] = {
+PATHS: dict[str, str] = {
     "chat": "/chat/completions",
     "completions": "/completions",
     "embeddings": "/embeddings",
 }
 
 
-class OpenAIAdapter:
+class OpenAIAdapter(HttpAdapter):
     wire: Wire = "openai"
-
-    def __init__(self, backend: Backend) -> None:
-        self._base = backend.base_url.rstrip("/")
-        auth: list[Header] = []
-        if backend.api_key is not None:
-            auth.append(("authorization", "Bearer " + backend.api_key.reveal()))
-        self._auth = tuple(auth)
-        self._extra = backend.headers
 
     def build(
         self,
@@ -38,10 +22,7 @@ class OpenAIAdapter:
         stream: bool,
         forward: Sequence[Header] = (),
     ) -> UpstreamRequest:
-        path = _PATHS.get(endpoint)
+        path = PATHS.get(endpoint)
         if path is None:
             raise Unsupported(endpoint)
-        headers = common_headers(self._auth, self._extra, forward)
-        if stream:
-            headers.append(("accept", "text/event-stream"))
-        return UpstreamRequest("POST", self._base + path, headers, body)
+        return UpstreamRequest("POST", self._base + path, self.headers(forward, stream), body)
