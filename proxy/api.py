@@ -19,7 +19,8 @@ from proxy.config import ClientKey
 from proxy.errors import Wire
 from proxy.providers.base import Endpoint
 from proxy.reload import Runtime
-from proxy.telemetry import RequestRecord, tracer
+from proxy.telemetry import RequestRecord
+from proxy.tracing import tracer
 
 log = logging.getLogger("llm_proxy.api")
 

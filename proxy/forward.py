@@ -5,6 +5,8 @@ circuits, for at most `1 + retries` attempts. Connect errors, timeouts and failo
 move on to the next candidate; client errors (400/413/422...) are returned as the upstream
 sent them (translated when protocols differ). Streams may fail over until they commit
 (`streaming.py`); after that a failure ends the stream with an error event.
+The answers the gateway writes itself (failover spent, no target, a client error passed
+on) are `answers.py`'s.
 """
 
 import logging
@@ -15,28 +17,31 @@ from typing import Any
 
 import msgspec
 
-from proxy import errors, http, redact, synthesize, telemetry, tokens, translate
+from proxy import errors, http, synthesize, telemetry, translate
+from proxy.answers import (
+    Failure,
+    client_error,
+    estimate_tokens,
+    exhausted,
+    no_target,
+    response_headers,
+)
 from proxy.errors import Wire
 from proxy.providers.base import Endpoint, Unsupported, UpstreamRequest
 from proxy.reload import BackendState, Runtime, Snapshot
 from proxy.resilience import Circuit, is_failover, retry_after
 from proxy.routing import Candidate, Route, TargetKey, order
 from proxy.streaming import Keepalive, Relay, StreamFailed, start
-from proxy.telemetry import AttemptSpan, RequestRecord, tracer
-from proxy.upstream import UpstreamError, UpstreamResponse
+from proxy.telemetry import RequestRecord
+from proxy.tracing import AttemptSpan, tracer
+from proxy.upstream import UpstreamError
 from proxy.usage import Malformed, Usage, from_body
 
 log = logging.getLogger("llm_proxy.forward")
 
 _encode = msgspec.json.Encoder().encode
-_top_level = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _any = msgspec.json.Decoder(dict[str, Any])
 MAX_RESPONSE = 64 * 2**20  # a non-streaming upstream body larger than this is refused
-
-# Upstream response headers worth passing on to the client.
-_PASSED_ON = ("retry-after", "retry-after-ms", "openai-processing-ms")
-_PASSED_PREFIX = ("x-ratelimit-", "anthropic-ratelimit-")
-
 
 # A translated request goes to the backend protocol's equivalent endpoint.
 _ENDPOINT_ON: dict[tuple[str, str], Endpoint] = {
@@ -104,24 +109,6 @@ class Exchange:
         self.usage: Usage | None = None  # (input, output) tokens as the backend reported
 
 
-class _Failure:
-    __slots__ = ("body", "error", "headers", "kind", "status")
-
-    def __init__(
-        self,
-        kind: str,
-        error: str,
-        status: int | None = None,
-        headers: dict[str, str] | None = None,
-        body: bytes = b"",
-    ) -> None:
-        self.kind = kind
-        self.error = error
-        self.status = status
-        self.headers = headers or {}
-        self.body = body
-
-
 def upstream_body(ex: Exchange, state: BackendState, model: str) -> bytes:
     """The request body for this backend: model rewritten, usage asked for, or translated."""
     backend_wire = state.adapter.wire
@@ -151,23 +138,6 @@ def upstream_body(ex: Exchange, state: BackendState, model: str) -> bytes:
     return _encode(fields) if changed else ex.body
 
 
-def _response_headers(
-    ex: Exchange, key: TargetKey, upstream: UpstreamResponse | None
-) -> http.RawHeaders:
-    headers: http.RawHeaders = [
-        (b"x-request-id", ex.request_id.encode()),
-        (b"x-proxy-backend", key.backend.encode()),
-        (b"x-proxy-model", key.model.encode()),
-        (b"x-proxy-attempts", str(ex.attempts).encode()),
-    ]
-    if upstream is not None:
-        for name, value in upstream.headers.items():
-            lname = name.lower()
-            if lname in _PASSED_ON or lname.startswith(_PASSED_PREFIX):
-                headers.append((lname.encode(), value.encode("latin-1")))
-    return headers
-
-
 async def run(ex: Exchange, runtime: Runtime, snapshot: Snapshot, route: Route) -> None:
     settings = snapshot.settings
     now = time.monotonic()
@@ -179,7 +149,7 @@ async def run(ex: Exchange, runtime: Runtime, snapshot: Snapshot, route: Route) 
 
     candidates = order(route, runtime.rng, usable, _ranker(route, circuits, runtime.rng))
     if not candidates:
-        raise _no_target(route, circuits, now)
+        raise no_target(route, circuits, now)
     if ex.stream:
         ex.keepalive = Keepalive(ex, settings.keepalive)
     try:
@@ -194,7 +164,7 @@ async def _attempts(
 ) -> None:
     settings = snapshot.settings
     circuits = runtime.circuits
-    last: _Failure | None = None
+    last: Failure | None = None
     for cand in candidates[: 1 + settings.retries]:
         state = snapshot.backends[cand.key.backend]
         circuit = circuits.get(cand.key)
@@ -204,7 +174,7 @@ async def _attempts(
         if not circuit.usable(now):  # another request took the half-open probe meanwhile
             continue
         if ex.endpoint == "count_tokens" and state.adapter.wire != "anthropic":
-            await _estimate_tokens(ex, cand.key)  # only Anthropic can count: estimate
+            await estimate_tokens(ex, cand.key)  # only Anthropic can count: estimate
             return
         ex.attempts += 1
         rec = ex.record  # the last target tried is the one the access log names
@@ -220,7 +190,7 @@ async def _attempts(
             raise
         finally:
             state.transport.in_flight -= 1
-        if not isinstance(outcome, _Failure):
+        if not isinstance(outcome, Failure):
             circuit.succeed(outcome)
             return
         failure = last = outcome
@@ -255,18 +225,10 @@ async def _attempts(
         if ex.committed:  # a committed stream cannot move to another target
             return
     if last is None:
-        raise _no_target(route, circuits, time.monotonic())
+        raise no_target(route, circuits, time.monotonic())
     if ex.keepalive is not None:
         await ex.keepalive.stop()
-    await _exhausted(ex, last)
-
-
-async def _estimate_tokens(ex: Exchange, key: TargetKey) -> None:
-    body = _encode({"input_tokens": tokens.estimate_input_tokens(ex.body)})
-    ex.record.status = 200
-    headers = _response_headers(ex, key, None)
-    headers += [(b"content-type", b"application/json"), (b"x-proxy-estimate", b"true")]
-    await http.respond(ex.send, 200, headers, body)
+    await exhausted(ex, last)
 
 
 EXPLORE = 0.1  # share of `latency` picks that ignore the ranking, so a recovered target is seen
@@ -298,88 +260,9 @@ def _latency_score(circuit: Circuit | None) -> float:
     return -1.0 if circuit is None or circuit.ttfb is None else circuit.ttfb
 
 
-def _no_target(route: Route, circuits: dict[TargetKey, Circuit], now: float) -> errors.NoTarget:
-    reopen = [
-        c.open_until - now for t in route.tiers for cand in t if (c := circuits.get(cand.key))
-    ]
-    wait = max(1, int(min([r for r in reopen if r > 0], default=1.0) + 0.999))
-    if not any(route.tiers):
-        msg = f"model '{route.alias}' has no enabled backend: check the backends' api_key settings"
-    else:
-        msg = (
-            f"every target of model '{route.alias}' is temporarily unavailable (circuit open); "
-            f"retry after {wait}s"
-        )
-    return errors.NoTarget(
-        msg,
-        headers=(
-            ("retry-after", str(wait)),
-            ("retry-after-ms", str(wait * 1000)),
-            ("x-should-retry", "false"),
-        ),
-    )
-
-
-async def _exhausted(ex: Exchange, last: _Failure) -> None:
-    """Failover is spent: tell the client what the last target said, in its protocol."""
-    ex.record.status = last.status or (504 if last.kind == "timeout" else 502)
-    ex.record.error_type = f"upstream_{last.status}" if last.status else last.kind
-    extra = [(b"x-proxy-attempts", str(ex.attempts).encode()), (b"x-should-retry", b"false")]
-    if last.status is not None and ex.front != "gemini":
-        status = last.status
-        body = redact.scrub_body(last.body)
-        wire = _wire_of_failure(last)
-        tr = None if ex.front == wire else translate.pick(ex.front, wire)
-        if tr is not None or not body:
-            err_body = tr.error(status, body) if tr is not None else b""
-            body = err_body or errors.body(
-                errors.BadGateway(f"upstream answered {status}"), ex.front
-            )
-        headers: http.RawHeaders = [
-            (b"content-type", b"application/json"),
-            (b"x-request-id", ex.request_id.encode()),
-        ]
-        for name in ("retry-after", "retry-after-ms"):
-            if name in last.headers:
-                headers.append((name.encode(), last.headers[name].encode("latin-1")))
-        headers.extend(extra)
-        if ex.started:
-            await ex.send(
-                {
-                    "type": "http.response.body",
-                    "body": errors.stream_event(
-                        errors.BadGateway(f"upstream failed: {last.error}"), ex.front
-                    ),
-                    "more_body": False,
-                }
-            )
-            return
-        await http.respond(ex.send, status, headers, body)
-        return
-    err: errors.ProxyError
-    if last.kind == "timeout":
-        err = errors.GatewayTimeout(f"every upstream attempt failed; last: {last.error}")
-    else:
-        err = errors.BadGateway(f"every upstream attempt failed; last: {last.error}")
-    if ex.started:
-        await ex.send(
-            {
-                "type": "http.response.body",
-                "body": errors.stream_event(err, ex.front),
-                "more_body": False,
-            }
-        )
-        return
-    await http.respond_error(ex.send, err, ex.front, ex.request_id, extra)
-
-
-def _wire_of_failure(last: _Failure) -> Wire:
-    return last.headers.get("x-proxy-wire", "openai")  # type: ignore[return-value]
-
-
 async def _attempt(
     ex: Exchange, state: BackendState, cand: Candidate, snapshot: Snapshot, circuit_state: str
-) -> _Failure | float | None:
+) -> Failure | float | None:
     """One upstream attempt: a failure to act on, or the client got its answer (the time to
     first byte, or None when the upstream refused the request itself with a client error).
     The caller owns the circuit verdict."""
@@ -402,7 +285,7 @@ async def _attempt(
             )
         except Unsupported:
             span.fail("unsupported")
-            return _Failure(
+            return Failure(
                 "unsupported",
                 f"backend '{key.backend}' ({config.type}) does not serve {ex.endpoint}",
             )
@@ -418,7 +301,7 @@ async def _exchange(
     request: UpstreamRequest,
     snapshot: Snapshot,
     span: AttemptSpan,
-) -> _Failure | float | None:
+) -> Failure | float | None:
     """Send one built request and answer the client from what comes back."""
     wire = state.adapter.wire
     rec = ex.record
@@ -428,7 +311,7 @@ async def _exchange(
     except UpstreamError as exc:
         ex.upstream_time += time.perf_counter() - sent
         span.fail(exc.kind)
-        return _Failure(exc.kind, exc.message)
+        return Failure(exc.kind, exc.message)
     headers_at = time.perf_counter()
     try:
         if upstream.status >= 400:
@@ -439,9 +322,9 @@ async def _exchange(
                 hdrs = {k.lower(): v for k, v in upstream.headers.items()}
                 hdrs["x-proxy-wire"] = wire
                 message = f"upstream answered {upstream.status}"
-                return _Failure("status", message, upstream.status, hdrs, data)
+                return Failure("status", message, upstream.status, hdrs, data)
             rec.status = upstream.status
-            await _client_error(ex, state, key, upstream, data)
+            await client_error(ex, state, key, upstream, data)
             return None  # the target is healthy: the request was at fault
         if ex.stream and state.config.stream:
             relay = Relay(ex, state, key, upstream, snapshot.settings, span)
@@ -449,7 +332,7 @@ async def _exchange(
                 await relay.run()
             except StreamFailed as exc:
                 span.fail(exc.kind)
-                return _Failure(exc.kind, exc.message)
+                return Failure(exc.kind, exc.message)
             finally:
                 if ex.usage is not None:
                     span.usage(*ex.usage)
@@ -458,7 +341,7 @@ async def _exchange(
         ex.upstream_time += time.perf_counter() - sent
     except UpstreamError as exc:
         span.fail(exc.kind)
-        return _Failure(exc.kind, exc.message)
+        return Failure(exc.kind, exc.message)
     finally:
         upstream.release()
     tr = None if ex.front == wire else translate.pick(ex.front, wire)
@@ -474,7 +357,7 @@ async def _exchange(
             )
     except (msgspec.DecodeError, Malformed, synthesize.NotSynthesizable) as exc:
         span.fail("protocol")
-        return _Failure("protocol", f"upstream sent a malformed response: {exc}")
+        return Failure("protocol", f"upstream sent a malformed response: {exc}")
     if ex.usage is not None:
         span.usage(*ex.usage)
     rec.status = 200
@@ -486,37 +369,10 @@ async def _exchange(
         await start(ex, key)
         await ex.send({"type": "http.response.body", "body": frames, "more_body": False})
         return headers_at - sent
-    headers = _response_headers(ex, key, upstream)
+    headers = response_headers(ex, key, upstream)
     headers.append((b"content-type", b"application/json"))
     overhead = (time.perf_counter() - ex.t0) - ex.upstream_time
     rec.overhead_ms = overhead * 1000.0
     headers.append((b"x-proxy-overhead-ms", f"{rec.overhead_ms:.3f}".encode()))
     await http.respond(ex.send, 200, headers, data)
     return headers_at - sent
-
-
-async def _client_error(
-    ex: Exchange, state: BackendState, key: TargetKey, upstream: UpstreamResponse, data: bytes
-) -> None:
-    data = redact.scrub_body(data)
-    tr = None if ex.front == state.adapter.wire else translate.pick(ex.front, state.adapter.wire)
-    if tr is not None:
-        data = tr.error(upstream.status, data)
-    headers = _response_headers(ex, key, upstream)
-    headers.append(
-        (b"content-type", upstream.headers.get("content-type", "application/json").encode())
-    )
-    if ex.started:
-        err = errors.BadRequest(
-            f"upstream rejected the request ({upstream.status}): "
-            f"{data[:500].decode('utf-8', 'replace')}"
-        )
-        await ex.send(
-            {
-                "type": "http.response.body",
-                "body": errors.stream_event(err, ex.front),
-                "more_body": False,
-            }
-        )
-        return
-    await http.respond(ex.send, upstream.status, headers, data)

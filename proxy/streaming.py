@@ -25,7 +25,7 @@ from proxy.usage import AnthropicUsage, anthropic_usage, from_openai_dict
 if TYPE_CHECKING:
     from proxy.forward import Exchange
     from proxy.reload import BackendState
-    from proxy.telemetry import AttemptSpan
+    from proxy.tracing import AttemptSpan
 
 Verdict = Literal["hold", "commit", "error"]
 

@@ -1,0 +1,488 @@
+"""Spans around each request and each upstream attempt: the `tracer` and its span handles.
+
+Tracing is off unless configured: `LLM_PROXY_TRACING=memory` (a bounded in-process exporter,
+for tests and the benchmark), or the standard `OTEL_*` variables (`OTEL_TRACES_EXPORTER=otlp`
+or an `OTEL_EXPORTER_OTLP_*ENDPOINT`; the OTLP exporter package must be installed, else a
+warning and tracing stays off). Off means off: the hot path never calls the OpenTelemetry API
+(it is not even imported) and every hook hands back one shared no-op object.
+
+Spans follow the OTel GenAI and HTTP conventions; gateway facts go in `llm_proxy.*`
+attributes. Nothing in a span comes from request headers except the trace context, and no URL
+goes in whole (host and port only), so keys never reach a trace.
+"""
+
+import contextvars
+import importlib
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
+
+from proxy.routing import TargetKey
+
+if TYPE_CHECKING:
+    from opentelemetry.propagators.textmap import TextMapPropagator
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import Span
+    from opentelemetry.trace import Tracer as OTelTracer
+
+    from proxy.forward import Exchange
+    from proxy.telemetry import RequestRecord
+
+__all__ = ["FIRST_TOKEN", "TTFT_ATTRIBUTE", "AttemptSpan", "RequestSpan", "Tracer", "tracer"]
+
+# The logger keeps its pre-split name, so log configuration and filters still match.
+log = logging.getLogger("llm_proxy.telemetry")
+
+AttrValue = str | bool | int | float
+_PROVIDER_NAMES = {
+    "openai": "openai",
+    "azure": "azure.ai.openai",
+    "anthropic": "anthropic",
+    "gemini": "gcp.gemini",
+    "mock": "llm_proxy.mock",
+}
+_OPERATIONS = {
+    "chat": "chat",
+    "messages": "chat",
+    "completions": "text_completion",
+    "embeddings": "embeddings",
+    "count_tokens": "count_tokens",
+}
+# Short names for `.set(...)`; any other short name becomes `llm_proxy.<name>`.
+ATTRIBUTES = {
+    "alias": "llm_proxy.alias",
+    "backend": "llm_proxy.backend",
+    "attempt": "llm_proxy.attempt",
+    "attempts": "llm_proxy.attempts",
+    "circuit": "llm_proxy.circuit_state",
+    "cache": "llm_proxy.cache",
+    "request_id": "llm_proxy.request_id",
+    "key_name": "llm_proxy.key_name",
+    "operation": "gen_ai.operation.name",
+    "provider": "gen_ai.provider.name",
+    "request_model": "gen_ai.request.model",
+    "response_model": "gen_ai.response.model",
+    "response_id": "gen_ai.response.id",
+    "finish_reasons": "gen_ai.response.finish_reasons",
+    "input_tokens": "gen_ai.usage.input_tokens",
+    "output_tokens": "gen_ai.usage.output_tokens",
+    "status": "http.response.status_code",
+    "error": "error.type",
+    "server_address": "server.address",
+    "server_port": "server.port",
+}
+FIRST_TOKEN = "gen_ai.first_token"  # span event; its attribute: seconds since the span began
+TTFT_ATTRIBUTE = "gen_ai.response.time_to_first_chunk"
+MEMORY_SPANS = 10_000  # default bound of LLM_PROXY_TRACING=memory
+
+
+class AttemptSpan(Protocol):
+    def fail(self, kind: str) -> None: ...
+    def set(self, attrs: Mapping[str, AttrValue | None] | None = None, /, **short: Any) -> None: ...
+    def event(self, name: str, attrs: Mapping[str, AttrValue] | None = None) -> None: ...
+    def usage(self, input_tokens: int | None, output_tokens: int | None) -> None: ...
+    def first_token(self) -> None: ...
+
+
+class RequestSpan(AttemptSpan, Protocol):
+    def record(self, rec: "RequestRecord") -> None: ...
+
+
+class _NoSpan:
+    """What every hook hands back when tracing is off (or the span is not sampled)."""
+
+    __slots__ = ()
+
+    def fail(self, kind: str) -> None:
+        return None
+
+    def set(self, attrs: Mapping[str, AttrValue | None] | None = None, /, **short: Any) -> None:
+        return None
+
+    def event(self, name: str, attrs: Mapping[str, AttrValue] | None = None) -> None:
+        return None
+
+    def usage(self, input_tokens: int | None, output_tokens: int | None) -> None:
+        return None
+
+    def first_token(self) -> None:
+        return None
+
+    def record(self, rec: "RequestRecord") -> None:
+        return None
+
+
+_NO_SPAN = _NoSpan()
+_NULL: AbstractContextManager[_NoSpan] = nullcontext(_NO_SPAN)
+
+
+class _Span:
+    """A recording span behind the hook interface."""
+
+    __slots__ = ("_first", "_parent", "_span", "_start")
+
+    def __init__(self, span: "Span", parent: "_Span | None" = None) -> None:
+        self._span = span
+        self._parent = parent
+        self._start = time.perf_counter()
+        self._first = False
+
+    def set(self, attrs: Mapping[str, AttrValue | None] | None = None, /, **short: Any) -> None:
+        span = self._span
+        if attrs:
+            for name, value in attrs.items():
+                if value is not None:
+                    span.set_attribute(name, value)
+        for name, value in short.items():
+            if value is not None:
+                span.set_attribute(ATTRIBUTES.get(name) or "llm_proxy." + name, value)
+
+    def event(self, name: str, attrs: Mapping[str, AttrValue] | None = None) -> None:
+        self._span.add_event(name, attributes=attrs)
+
+    def fail(self, kind: str) -> None:
+        from opentelemetry.trace import Status, StatusCode
+
+        self._span.set_attribute("error.type", kind)
+        self._span.set_status(Status(StatusCode.ERROR))
+
+    def usage(self, input_tokens: int | None, output_tokens: int | None) -> None:
+        self.set(input_tokens=input_tokens, output_tokens=output_tokens)
+
+    def first_token(self) -> None:
+        if self._first:
+            return
+        self._first = True
+        elapsed = time.perf_counter() - self._start
+        self._span.set_attribute(TTFT_ATTRIBUTE, elapsed)
+        self._span.add_event(FIRST_TOKEN, {TTFT_ATTRIBUTE: elapsed})
+        if self._parent is not None:
+            self._parent.first_token()
+
+    def record(self, rec: "RequestRecord") -> None:
+        """The finished request's facts, per the HTTP server and GenAI conventions."""
+        self.set(
+            request_id=rec.request_id,
+            operation=_OPERATIONS.get(rec.endpoint, rec.endpoint),
+            provider=_PROVIDER_NAMES.get(rec.backend_type or "", rec.backend_type),
+            request_model=rec.alias,
+            response_model=rec.provider_model,
+            alias=rec.alias,
+            backend=rec.backend,
+            key_name=rec.key_name,
+            attempts=rec.attempts,
+            cache=rec.cache,
+            input_tokens=rec.tokens_in,
+            output_tokens=rec.tokens_out,
+            overhead_ms=rec.overhead_ms,
+            status=rec.status or None,
+        )
+        if rec.status >= 500 or rec.status == 0:  # 4xx leaves a server span's status unset
+            self.fail(rec.error_type or (str(rec.status) if rec.status else "incomplete"))
+
+
+_current: contextvars.ContextVar[_Span | None] = contextvars.ContextVar(
+    "llm_proxy_request_span", default=None
+)
+
+
+class Tracer:
+    """The gateway's tracing hooks; `enabled` is decided once, at worker start."""
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self.enabled = False
+        self.exporter: Any = None  # the memory exporter: `get_finished_spans()`, `clear()`
+        self._tracer: OTelTracer | None = None
+        self._provider: TracerProvider | None = None
+        self._propagator: TextMapPropagator | None = None
+        self._fields: frozenset[bytes] = frozenset()
+        self._servers: dict[str, tuple[str | None, int | None]] = {}
+
+    def configure(self, env: Mapping[str, str] | None = None) -> None:
+        """Read the environment (default `os.environ`) and turn tracing on or leave it off."""
+        self.shutdown()
+        env = os.environ if env is None else env
+        choice = _choose(env)
+        if choice is None:
+            return
+        exporter = _exporter(choice, env)
+        if exporter is None:
+            return
+        from opentelemetry.propagate import get_global_textmap
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+        named = "OTEL_SERVICE_NAME" in env or "service.name=" in env.get(
+            "OTEL_RESOURCE_ATTRIBUTES", ""
+        )
+        provider = TracerProvider(
+            resource=Resource.create({} if named else {"service.name": "llm-proxy"})
+        )
+        if choice == "memory":
+            self.exporter = exporter
+            provider.add_span_processor(SimpleSpanProcessor(exporter))
+        else:
+            provider.add_span_processor(BatchSpanProcessor(exporter))
+        self._provider = provider
+        self._tracer = provider.get_tracer("llm_proxy")
+        self._propagator = get_global_textmap()
+        self._fields = frozenset(f.lower().encode() for f in self._propagator.fields)
+        self.enabled = True
+        log.info("tracing on: %s exporter", choice)
+
+    def shutdown(self) -> None:
+        """Flush and stop the exporter (worker shutdown); tracing is off afterwards."""
+        if self._provider is not None:
+            self._provider.shutdown()
+        self._reset()
+
+    def request(
+        self,
+        method: str,
+        route: str,
+        headers: Sequence[tuple[bytes, bytes]] | None = None,
+        *,
+        scheme: str = "http",
+        request_id: str | None = None,
+    ) -> AbstractContextManager[RequestSpan]:
+        """The server span; continues the caller's trace from `headers` (ASGI raw headers)."""
+        if self._tracer is None:
+            return _NULL
+        return self._request(method, route, headers, scheme, request_id)
+
+    @contextmanager
+    def _request(
+        self,
+        method: str,
+        route: str,
+        headers: Sequence[tuple[bytes, bytes]] | None,
+        scheme: str,
+        request_id: str | None,
+    ) -> Iterator[RequestSpan]:
+        from opentelemetry.trace import SpanKind
+
+        assert self._tracer is not None and self._propagator is not None
+        parent = None
+        if headers:
+            carrier = {
+                k.decode("latin-1"): v.decode("latin-1") for k, v in headers if k in self._fields
+            }
+            if carrier:
+                parent = self._propagator.extract(carrier)
+        attrs: dict[str, AttrValue] = {
+            "http.request.method": method,
+            "http.route": route,
+            "url.path": route,
+            "url.scheme": scheme,
+        }
+        if request_id is not None:
+            attrs["llm_proxy.request_id"] = request_id
+        with self._tracer.start_as_current_span(
+            f"{method} {route}",
+            context=parent,
+            kind=SpanKind.SERVER,
+            attributes=attrs,
+            record_exception=False,  # exception text may quote what it should not
+            set_status_on_exception=False,
+        ) as span:
+            if not span.is_recording():
+                yield _NO_SPAN
+                return
+            handle = _Span(span)
+            token = _current.set(handle)
+            try:
+                yield handle
+            except BaseException as exc:
+                status = getattr(exc, "status", None)
+                if isinstance(status, int):
+                    handle.set(status=status)
+                if isinstance(exc, Exception) and not (isinstance(status, int) and status < 500):
+                    handle.fail(type(exc).__name__)
+                raise
+            finally:
+                _current.reset(token)
+
+    def attempt(
+        self,
+        ex: "Exchange",
+        key: TargetKey,
+        backend_type: str,
+        n: int,
+        *,
+        base_url: str | None = None,
+        circuit: str | None = None,
+    ) -> AbstractContextManager[AttemptSpan]:
+        """A client span for one upstream attempt (child of the request's server span)."""
+        if self._tracer is None:
+            return _NULL
+        return self._attempt(ex, key, backend_type, n, base_url, circuit)
+
+    @contextmanager
+    def _attempt(
+        self,
+        ex: "Exchange",
+        key: TargetKey,
+        backend_type: str,
+        n: int,
+        base_url: str | None,
+        circuit: str | None,
+    ) -> Iterator[AttemptSpan]:
+        from opentelemetry.trace import SpanKind
+
+        assert self._tracer is not None
+        op = _OPERATIONS.get(ex.endpoint, ex.endpoint)
+        attrs: dict[str, AttrValue] = {
+            "gen_ai.operation.name": op,
+            "gen_ai.provider.name": _PROVIDER_NAMES.get(backend_type, backend_type),
+            "gen_ai.request.model": key.model,
+            "gen_ai.request.stream": ex.stream,
+            "llm_proxy.alias": ex.model,
+            "llm_proxy.backend": key.backend,
+            "llm_proxy.attempt": n,
+            "llm_proxy.request_id": ex.request_id,
+        }
+        if circuit is not None:
+            attrs["llm_proxy.circuit_state"] = circuit
+        if base_url:
+            host, port = self._server(base_url)
+            if host:
+                attrs["server.address"] = host
+            if port:
+                attrs["server.port"] = port
+        with self._tracer.start_as_current_span(
+            f"{op} {key.model}",
+            kind=SpanKind.CLIENT,
+            attributes=attrs,
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            if not span.is_recording():
+                yield _NO_SPAN
+                return
+            handle = _Span(span, _current.get())
+            try:
+                yield handle
+            except BaseException as exc:
+                if isinstance(exc, Exception):
+                    handle.fail(type(exc).__name__)
+                raise
+
+    def _server(self, base_url: str) -> tuple[str | None, int | None]:
+        """Host and port only: a URL may carry credentials (userinfo, `?key=`)."""
+        known = self._servers.get(base_url)
+        if known is None:
+            try:
+                parts = urlsplit(base_url)
+                known = (parts.hostname, parts.port)
+            except ValueError:
+                known = (None, None)
+            if len(self._servers) < 1024:
+                self._servers[base_url] = known
+        return known
+
+    def inject(self, headers: list[tuple[str, str]]) -> None:
+        """Put the current span's trace context on an outgoing request (no-op when off).
+
+        Replaces any trace context the client sent, which would otherwise pass through.
+        """
+        if self._propagator is None:
+            return
+        carrier: dict[str, str] = {}
+        self._propagator.inject(carrier)
+        if not carrier:
+            return
+        names = {k.lower() for k in carrier}
+        headers[:] = [h for h in headers if h[0].lower() not in names]
+        headers.extend(carrier.items())
+
+
+def _choose(env: Mapping[str, str]) -> str | None:
+    """Which exporter the environment asks for: memory, console, otlp, or None (off)."""
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
+    mode = env.get("LLM_PROXY_TRACING", "").strip().lower()
+    if mode in ("off", "none", "0", "false"):
+        return None
+    if mode in ("memory", "otlp", "console"):
+        return mode
+    if mode:
+        log.warning("LLM_PROXY_TRACING=%s is not memory, otlp, console or off: tracing off", mode)
+        return None
+    names = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    first = names.split(",")[0].strip()
+    if first in ("", "none"):
+        endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get(
+            "OTEL_EXPORTER_OTLP_ENDPOINT"
+        )
+        return "otlp" if first == "" and endpoint else None
+    if first in ("otlp", "console"):
+        return first
+    log.warning("OTEL_TRACES_EXPORTER=%s is not otlp, console or none: tracing off", first)
+    return None
+
+
+def _exporter(choice: str, env: Mapping[str, str]) -> Any:
+    if choice == "memory":
+        try:
+            bound = int(env.get("LLM_PROXY_TRACING_MAX_SPANS", "") or MEMORY_SPANS)
+        except ValueError:
+            bound = MEMORY_SPANS
+        return _memory_exporter(max(1, bound))
+    if choice == "console":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        return ConsoleSpanExporter()
+    protocol = (
+        env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
+    ).strip()
+    kind = "grpc" if protocol == "grpc" else "http"
+    package = f"opentelemetry-exporter-otlp-proto-{kind}"
+    try:
+        module = importlib.import_module(f"opentelemetry.exporter.otlp.proto.{kind}.trace_exporter")
+    except ImportError:
+        log.warning(
+            "tracing stays off: the environment asks for OTLP export (%s) but %s is not "
+            "installed; `pip install %s` to send traces",
+            protocol,
+            package,
+            package,
+        )
+        return None
+    return module.OTLPSpanExporter()  # reads OTEL_EXPORTER_OTLP_* itself
+
+
+def _memory_exporter(bound: int) -> Any:
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+    class MemoryExporter(SpanExporter):
+        """Keeps the last `bound` finished spans; older ones are dropped."""
+
+        def __init__(self) -> None:
+            self._spans: deque[ReadableSpan] = deque(maxlen=bound)
+
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            self._spans.extend(spans)
+            return SpanExportResult.SUCCESS
+
+        def get_finished_spans(self) -> tuple[ReadableSpan, ...]:
+            return tuple(self._spans)
+
+        def clear(self) -> None:
+            self._spans.clear()
+
+    return MemoryExporter()
+
+
+tracer = Tracer()
