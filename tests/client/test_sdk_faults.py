@@ -20,7 +20,7 @@ import openai
 import pytest
 
 from tests.conftest import Gateway
-from tests.integration.test_faults import (
+from tests.integration.fault_support import (
     call,
     http_client,
     reset_upstream,

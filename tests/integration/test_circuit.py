@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from tests.conftest import Gateway
-from tests.integration.test_faults import (
+from tests.integration.fault_support import (
     Outcome,
     backends_view,
     call,

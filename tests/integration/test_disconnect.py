@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import Gateway
-from tests.integration.test_faults import (
+from tests.integration.fault_support import (
     backends_view,
     call,
     chat_body,

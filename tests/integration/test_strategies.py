@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import Gateway
-from tests.integration.test_faults import (
+from tests.integration.fault_support import (
     Outcome,
     call,
     http_client,
