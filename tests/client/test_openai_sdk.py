@@ -195,7 +195,7 @@ def test_streamed_tool_calls_reassemble(client: openai.OpenAI, up: FakeUpstream)
 
 
 def _fake_vector(item: object, dims: int = 8) -> list[float]:
-    """The FakeUpstream's deterministic embedding (see tests/upstreams.py `_embedding`)."""
+    """The FakeUpstream's deterministic embedding (see tests/upstreams/wires.py `_embedding`)."""
     digest = b""
     seed = repr(item).encode()
     while len(digest) < dims:
