@@ -114,6 +114,13 @@ class Gateway:
             time.sleep(0.05)
         raise RuntimeError(f"gateway not healthy within {deadline}s:\n{self._tail()}")
 
+    def wait_for_log(self, text: str, deadline: float = START_DEADLINE) -> None:
+        end = time.monotonic() + deadline
+        while text not in self.log_text():
+            if self.proc.poll() is not None or time.monotonic() > end:
+                raise RuntimeError(f"gateway never logged {text!r}:\n{self._tail()}")
+            time.sleep(0.05)
+
     def stop(self) -> None:
         """terminate(), wait(5), kill(); then clear the group (granian workers). Idempotent."""
         try:
@@ -165,6 +172,8 @@ def launch(
     gw = Gateway(proc, port, log_path, Path(config_path))
     try:
         gw.wait_healthy()
+        for n in range(1, workers + 1) if workers > 1 else ():
+            gw.wait_for_log(f"Started worker-{n}")  # /health answers once ONE is up
     except BaseException:
         gw.stop()
         raise

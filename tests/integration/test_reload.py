@@ -440,10 +440,13 @@ def two_workers(
     routes(config_text(up, "marker-0"))
     with serve(routes.path, directory, workers=2) as gateway:
         seen: set[str] = set()
-        for _ in range(20):  # bounded: find both workers' id prefixes
+        # The second worker may still be starting (the health wait sees the first): keep
+        # asking, bounded by a deadline rather than a count.
+        deadline = time.monotonic() + 20
+        while len(seen) < 2 and time.monotonic() < deadline:
             seen.update(_worker_of(a) for a in _fresh_batch(gateway, 16, "GET", "/health"))
-            if len(seen) == 2:
-                break
+            if len(seen) < 2:
+                time.sleep(0.1)
         assert len(seen) == 2, "only one of two workers ever answered"
         yield gateway, routes, seen
 
