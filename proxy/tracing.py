@@ -12,16 +12,15 @@ goes in whole (host and port only), so keys never reach a trace.
 """
 
 import contextvars
-import importlib
 import logging
 import os
 import time
-from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
+from proxy import exporters
 from proxy.routing import TargetKey
 
 if TYPE_CHECKING:
@@ -78,7 +77,6 @@ ATTRIBUTES = {
 }
 FIRST_TOKEN = "gen_ai.first_token"  # span event; its attribute: seconds since the span began
 TTFT_ATTRIBUTE = "gen_ai.response.time_to_first_chunk"
-MEMORY_SPANS = 10_000  # default bound of LLM_PROXY_TRACING=memory
 
 
 class AttemptSpan(Protocol):
@@ -210,10 +208,10 @@ class Tracer:
         """Read the environment (default `os.environ`) and turn tracing on or leave it off."""
         self.shutdown()
         env = os.environ if env is None else env
-        choice = _choose(env)
+        choice = exporters.choose(env)
         if choice is None:
             return
-        exporter = _exporter(choice, env)
+        exporter = exporters.build(choice, env)
         if exporter is None:
             return
         from opentelemetry.propagate import get_global_textmap
@@ -403,86 +401,6 @@ class Tracer:
         names = {k.lower() for k in carrier}
         headers[:] = [h for h in headers if h[0].lower() not in names]
         headers.extend(carrier.items())
-
-
-def _choose(env: Mapping[str, str]) -> str | None:
-    """Which exporter the environment asks for: memory, console, otlp, or None (off)."""
-    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
-        return None
-    mode = env.get("LLM_PROXY_TRACING", "").strip().lower()
-    if mode in ("off", "none", "0", "false"):
-        return None
-    if mode in ("memory", "otlp", "console"):
-        return mode
-    if mode:
-        log.warning("LLM_PROXY_TRACING=%s is not memory, otlp, console or off: tracing off", mode)
-        return None
-    names = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
-    first = names.split(",")[0].strip()
-    if first in ("", "none"):
-        endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get(
-            "OTEL_EXPORTER_OTLP_ENDPOINT"
-        )
-        return "otlp" if first == "" and endpoint else None
-    if first in ("otlp", "console"):
-        return first
-    log.warning("OTEL_TRACES_EXPORTER=%s is not otlp, console or none: tracing off", first)
-    return None
-
-
-def _exporter(choice: str, env: Mapping[str, str]) -> Any:
-    if choice == "memory":
-        try:
-            bound = int(env.get("LLM_PROXY_TRACING_MAX_SPANS", "") or MEMORY_SPANS)
-        except ValueError:
-            bound = MEMORY_SPANS
-        return _memory_exporter(max(1, bound))
-    if choice == "console":
-        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
-
-        return ConsoleSpanExporter()
-    protocol = (
-        env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-        or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
-        or "http/protobuf"
-    ).strip()
-    kind = "grpc" if protocol == "grpc" else "http"
-    package = f"opentelemetry-exporter-otlp-proto-{kind}"
-    try:
-        module = importlib.import_module(f"opentelemetry.exporter.otlp.proto.{kind}.trace_exporter")
-    except ImportError:
-        log.warning(
-            "tracing stays off: the environment asks for OTLP export (%s) but %s is not "
-            "installed; `pip install %s` to send traces",
-            protocol,
-            package,
-            package,
-        )
-        return None
-    return module.OTLPSpanExporter()  # reads OTEL_EXPORTER_OTLP_* itself
-
-
-def _memory_exporter(bound: int) -> Any:
-    from opentelemetry.sdk.trace import ReadableSpan
-    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-
-    class MemoryExporter(SpanExporter):
-        """Keeps the last `bound` finished spans; older ones are dropped."""
-
-        def __init__(self) -> None:
-            self._spans: deque[ReadableSpan] = deque(maxlen=bound)
-
-        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-            self._spans.extend(spans)
-            return SpanExportResult.SUCCESS
-
-        def get_finished_spans(self) -> tuple[ReadableSpan, ...]:
-            return tuple(self._spans)
-
-        def clear(self) -> None:
-            self._spans.clear()
-
-    return MemoryExporter()
 
 
 tracer = Tracer()

@@ -1,0 +1,97 @@
+"""Which span exporter the environment asks for, and building it.
+
+`LLM_PROXY_TRACING` (memory | console | otlp | off) wins; otherwise the standard
+`OTEL_TRACES_EXPORTER` / `OTEL_EXPORTER_OTLP_*` variables decide. Nothing here is imported
+unless tracing is configured, and an exporter package that is missing leaves tracing off
+with a warning rather than failing the worker.
+"""
+
+import importlib
+import logging
+from collections import deque
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+log = logging.getLogger("llm_proxy.telemetry")
+
+MEMORY_SPANS = 10_000  # default bound of LLM_PROXY_TRACING=memory
+
+
+def choose(env: Mapping[str, str]) -> str | None:
+    """Which exporter the environment asks for: memory, console, otlp, or None (off)."""
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
+    mode = env.get("LLM_PROXY_TRACING", "").strip().lower()
+    if mode in ("off", "none", "0", "false"):
+        return None
+    if mode in ("memory", "otlp", "console"):
+        return mode
+    if mode:
+        log.warning("LLM_PROXY_TRACING=%s is not memory, otlp, console or off: tracing off", mode)
+        return None
+    names = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    first = names.split(",")[0].strip()
+    if first in ("", "none"):
+        endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get(
+            "OTEL_EXPORTER_OTLP_ENDPOINT"
+        )
+        return "otlp" if first == "" and endpoint else None
+    if first in ("otlp", "console"):
+        return first
+    log.warning("OTEL_TRACES_EXPORTER=%s is not otlp, console or none: tracing off", first)
+    return None
+
+
+def build(choice: str, env: Mapping[str, str]) -> Any:
+    if choice == "memory":
+        try:
+            bound = int(env.get("LLM_PROXY_TRACING_MAX_SPANS", "") or MEMORY_SPANS)
+        except ValueError:
+            bound = MEMORY_SPANS
+        return memory_exporter(max(1, bound))
+    if choice == "console":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        return ConsoleSpanExporter()
+    protocol = (
+        env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
+    ).strip()
+    kind = "grpc" if protocol == "grpc" else "http"
+    package = f"opentelemetry-exporter-otlp-proto-{kind}"
+    try:
+        module = importlib.import_module(f"opentelemetry.exporter.otlp.proto.{kind}.trace_exporter")
+    except ImportError:
+        log.warning(
+            "tracing stays off: the environment asks for OTLP export (%s) but %s is not "
+            "installed; `pip install %s` to send traces",
+            protocol,
+            package,
+            package,
+        )
+        return None
+    return module.OTLPSpanExporter()  # reads OTEL_EXPORTER_OTLP_* itself
+
+
+def memory_exporter(bound: int) -> Any:
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+    class MemoryExporter(SpanExporter):
+        """Keeps the last `bound` finished spans; older ones are dropped."""
+
+        def __init__(self) -> None:
+            self._spans: deque[ReadableSpan] = deque(maxlen=bound)
+
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            self._spans.extend(spans)
+            return SpanExportResult.SUCCESS
+
+        def get_finished_spans(self) -> tuple[ReadableSpan, ...]:
+            return tuple(self._spans)
+
+        def clear(self) -> None:
+            self._spans.clear()
+
+    return MemoryExporter()
