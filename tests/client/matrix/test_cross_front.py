@@ -2,11 +2,10 @@
 under the SDKs (what they tolerate but WIRE.md section 8 requires), a 429 either SDK sees,
 and the history of a tool call as each backend receives it.
 
-The rig is `matrix_support`'s: one fake upstream per wire behind this module's own gateway.
+The rig is `support`'s: one fake upstream per wire behind this module's own gateway.
 """
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -14,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from tests.client.matrix_support import (
+from tests.client.matrix.support import (
     AN_MESSAGES,
     AN_TOOLS,
     ANSWER,
@@ -29,46 +28,13 @@ from tests.client.matrix_support import (
     WEATHER,
     Rig,
     alias,
-    anthropic_client,
     error_stream,
-    forget,
-    matrix_rig,
-    openai_client,
     received,
     script,
 )
 from tests.upstreams import ok, rate_limited
 
 pytestmark = pytest.mark.timeout(30)
-
-
-# --- the module's gateway and clients --------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
-    with matrix_rig(tmp_path_factory.mktemp("matrix")) as rig:
-        yield rig
-
-
-@pytest.fixture(autouse=True)
-def _fresh_scripts(rig: Rig) -> Iterator[None]:
-    """A failed test may leave scripted answers behind: drop them before and after."""
-    forget(rig)
-    yield
-    forget(rig)
-
-
-@pytest.fixture(scope="module")
-def oa(rig: Rig) -> Iterator[openai.OpenAI]:
-    with openai_client(rig) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def an(rig: Rig) -> Iterator[anthropic.Anthropic]:
-    with anthropic_client(rig) as client:
-        yield client
 
 
 # --- the wire under the SDKs: what they tolerate but WIRE.md section 8 requires --------------

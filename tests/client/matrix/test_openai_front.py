@@ -1,21 +1,20 @@
 """The official OpenAI SDK through /v1/chat/completions over every backend (issue #5): text,
 streams, usage, tools, errors and stop reasons, as a parametrized matrix.
 
-The rig is `matrix_support`'s: one fake upstream per wire behind this module's own gateway.
+The rig is `support`'s: one fake upstream per wire behind this module's own gateway.
 Each test scripts the upstream's answer and asserts against what the upstream reported and
 the request it received. Regression tests for bugs found here carry the bug in their
 docstring or name.
 """
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import openai
 import pytest
 from openai.lib.streaming.chat import ChatCompletionStreamState
 
-from tests.client.matrix_support import (
+from tests.client.matrix.support import (
     ANSWER,
     BACKENDS,
     BAD_REQUEST,
@@ -33,39 +32,13 @@ from tests.client.matrix_support import (
     check_tool_definitions,
     check_upstream_shape,
     error_stream,
-    forget,
-    matrix_rig,
     no_argument_call,
-    openai_client,
     received,
     script,
 )
 from tests.upstreams import ok, rate_limited, reset_mid_stream, status
 
 pytestmark = pytest.mark.timeout(30)
-
-
-# --- the module's gateway and clients --------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
-    with matrix_rig(tmp_path_factory.mktemp("matrix")) as rig:
-        yield rig
-
-
-@pytest.fixture(autouse=True)
-def _fresh_scripts(rig: Rig) -> Iterator[None]:
-    """A failed test may leave scripted answers behind: drop them before and after."""
-    forget(rig)
-    yield
-    forget(rig)
-
-
-@pytest.fixture(scope="module")
-def oa(rig: Rig) -> Iterator[openai.OpenAI]:
-    with openai_client(rig) as client:
-        yield client
 
 
 # --- text, streams and usage -----------------------------------------------------------------

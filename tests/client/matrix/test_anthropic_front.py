@@ -1,20 +1,19 @@
 """The official Anthropic SDK through /v1/messages over every backend (issue #5): text,
 streams, usage, tools, count_tokens, beta headers, errors and stop reasons, as a matrix.
 
-The rig is `matrix_support`'s: one fake upstream per wire behind this module's own gateway.
+The rig is `support`'s: one fake upstream per wire behind this module's own gateway.
 Each test scripts the upstream's answer and asserts against what the upstream reported and
 the request it received. Regression tests for bugs found here carry the bug in their
 docstring or name.
 """
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
 import pytest
 
-from tests.client.matrix_support import (
+from tests.client.matrix.support import (
     AN_MESSAGES,
     AN_TOOLS,
     ANSWER,
@@ -30,14 +29,11 @@ from tests.client.matrix_support import (
     USAGE,
     Rig,
     alias,
-    anthropic_client,
     cached_answer,
     check_tool_definitions,
     check_upstream_shape,
     error_stream,
     expected_path,
-    forget,
-    matrix_rig,
     no_argument_call,
     received,
     script,
@@ -45,29 +41,6 @@ from tests.client.matrix_support import (
 from tests.upstreams import ok, rate_limited, reset_mid_stream, status
 
 pytestmark = pytest.mark.timeout(30)
-
-
-# --- the module's gateway and clients --------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
-    with matrix_rig(tmp_path_factory.mktemp("matrix")) as rig:
-        yield rig
-
-
-@pytest.fixture(autouse=True)
-def _fresh_scripts(rig: Rig) -> Iterator[None]:
-    """A failed test may leave scripted answers behind: drop them before and after."""
-    forget(rig)
-    yield
-    forget(rig)
-
-
-@pytest.fixture(scope="module")
-def an(rig: Rig) -> Iterator[anthropic.Anthropic]:
-    with anthropic_client(rig) as client:
-        yield client
 
 
 # --- text, streams and usage -----------------------------------------------------------------
