@@ -22,9 +22,6 @@ import contextlib
 import json
 import os
 import socket
-import subprocess
-import sys
-import textwrap
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -33,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import REPO, Gateway, free_port
+from tests.conftest import Gateway, RoutesFile, launch
 from tests.upstreams import (
     Behaviour,
     Blackhole,
@@ -55,37 +52,13 @@ MARGIN = 2.0  # deadline checks, not benchmarks: generous
 
 
 def spawn_gateway(config_path: Path, log_dir: Path) -> Gateway:
-    """`python -m proxy serve` on a free port, as conftest's `gateway` does, for any scope."""
-    port = free_port()
-    log_path = log_dir / f"gateway-{port}.log"
-    command = [
-        sys.executable, "-m", "proxy", "serve", "--config", str(config_path),
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-    ]  # fmt: skip
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            cwd=REPO,
-            start_new_session=True,
-        )
-    gw = Gateway(proc, port, log_path, config_path)
-    try:
-        gw.wait_healthy()
-    except BaseException:
-        gw.stop()
-        raise
-    return gw
+    """`python -m proxy serve` on a free port, for any fixture scope (the caller stops it)."""
+    return launch(config_path, log_dir)
 
 
 def write_config(path: Path, text: str) -> Path:
-    """Write a routes.yaml atomically (temp file + rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(textwrap.dedent(text))
-    os.replace(tmp, path)
-    return path
+    """Write a routes.yaml atomically, dedented (conftest's RoutesFile)."""
+    return RoutesFile(path.parent, path.name)(text)
 
 
 def http_client(gw: Gateway, timeout: float = 10.0) -> httpx.Client:
