@@ -16,6 +16,8 @@ from typing import Literal
 import msgspec
 import yaml
 
+from proxy import config_sessions
+from proxy.config_sessions import Commands, LoopDetection, Sessions
 from proxy.config_yaml import (
     Fields,
     Problem,
@@ -40,11 +42,14 @@ __all__ = [
     "Backend",
     "BackendType",
     "ClientKey",
+    "Commands",
     "Config",
     "ConfigError",
+    "LoopDetection",
     "Model",
     "Problem",
     "Secret",
+    "Sessions",
     "Settings",
     "Target",
     "Timeouts",
@@ -107,6 +112,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     admin_key: Secret | None = None  # None when absent or resolved empty
     keepalive: float = 15.0
     on_disconnect: OnDisconnect = "cancel"
+    sessions: Sessions = Sessions()
+    commands: Commands = Commands()
+    loop_detection: LoopDetection = LoopDetection()
 
 
 class Backend(msgspec.Struct, frozen=True, kw_only=True):
@@ -145,6 +153,7 @@ class Model(msgspec.Struct, frozen=True, kw_only=True):
     alias: str  # may be a glob with "*"
     targets: tuple[Target, ...]  # never empty
     strategy: Strategy = "weighted"
+    loop_detection: LoopDetection = LoopDetection()  # settings' own unless the model sets one
 
 
 class ClientKey(msgspec.Struct, frozen=True, kw_only=True):
@@ -195,6 +204,7 @@ _TOP = ("version", "settings", "backends", "models", "keys")
 _SETTINGS = (
     *("failure_threshold", "cooldown", "retries", "timeouts", "max_body"),
     *("log_prompts", "admin_key", "keepalive", "on_disconnect"),
+    *("sessions", "commands", "loop_detection"),
 )
 _TIMEOUTS = ("connect", "first_byte", "idle", "total")
 _MOCK_KNOBS = ("latency", "interval", "tokens", "chunks")
@@ -202,7 +212,7 @@ _BACKEND = (
     *("type", "base_url", "api_key", "api_version", "headers", "max_connections", "stream"),
     *_MOCK_KNOBS,
 )
-_MODEL = ("targets", "strategy")
+_MODEL = ("targets", "strategy", "loop_detection")
 _TARGET = ("backend", "model", "priority", "weight")
 _KEY = ("name", "key", "sha256", "models", "rpm", "tpm")
 _DEFAULT_URLS: dict[BackendType, str] = {
@@ -231,7 +241,8 @@ def _config(r: Reader, root: yaml.Node) -> Config | None:
             r.problem(root, f"missing required key {required!r}")
     settings = _settings(r, top["settings"][1]) if "settings" in top else Settings()
     backends = _backends(r, top["backends"][1]) if "backends" in top else {}
-    models = _models(r, *top["models"], backends) if "models" in top else ()
+    loops = settings.loop_detection
+    models = _models(r, *top["models"], backends, loops) if "models" in top else ()
     keys = _keys(r, *top["keys"]) if "keys" in top else None
     return Config(
         version=version or 1,
@@ -256,6 +267,15 @@ def _settings(r: Reader, node: yaml.Node) -> Settings:
         admin_key=Secret(admin_key) if admin_key else None,
         keepalive=r.get(f, "keepalive", duration(positive=True), d.keepalive),
         on_disconnect=r.get(f, "on_disconnect", choice(_ON_DISCONNECT), d.on_disconnect),
+        sessions=config_sessions.sessions(r, f["sessions"][1]) if "sessions" in f else d.sessions,
+        commands=config_sessions.commands(r, f["commands"][1]) if "commands" in f else d.commands,
+        loop_detection=(
+            config_sessions.loop_detection(
+                r, f["loop_detection"][1], "settings.loop_detection", d.loop_detection, on=False
+            )
+            if "loop_detection" in f
+            else d.loop_detection
+        ),
     )
 
 
@@ -349,7 +369,11 @@ def _headers(r: Reader, backend: str, node: yaml.Node) -> tuple[tuple[str, str],
 
 
 def _models(
-    r: Reader, key: yaml.Node, node: yaml.Node, backends: dict[str, Backend]
+    r: Reader,
+    key: yaml.Node,
+    node: yaml.Node,
+    backends: dict[str, Backend],
+    loops: LoopDetection,
 ) -> tuple[Model, ...]:
     models = []
     for alias, (alias_key, value) in r.entries(node, "models").items():
@@ -364,7 +388,16 @@ def _models(
             r.warn(
                 alias_key, f"model {alias!r} is unavailable: its backends are disabled ({names})"
             )
-        models.append(Model(alias=alias, targets=targets, strategy=strategy))
+        if "loop_detection" in f:
+            what = f"loop_detection of model {alias!r}"
+            loops_here = config_sessions.loop_detection(
+                r, f["loop_detection"][1], what, loops, on=True
+            )
+        else:
+            loops_here = loops
+        models.append(
+            Model(alias=alias, targets=targets, strategy=strategy, loop_detection=loops_here)
+        )
     if not models and not r.problems:
         r.warn(key, "no models are defined; every request will get 404 model_not_found")
     return tuple(models)
