@@ -95,6 +95,7 @@ class Detector:
         """Copies of the p-long fragment at the end, counting back as far as the window."""
         buf, n = self._buf, len(self._buf)
         limit = min(n, self.window)
+        span -= span % p  # whole copies, counted back from the end
         while span + p <= limit and buf[n - span - p : n - span] == buf[n - span : n - span + p]:
             span += p
         return span // p
