@@ -21,7 +21,7 @@ __all__ = ["CHECK_EVERY", "MIN_SPAN", "PROBE", "Detector", "Loop"]
 
 PROBE = 16  # characters of the tail searched for earlier in the window
 MIN_SPAN = 256  # a loop's repeated stretch is at least this long (>= 2 * PROBE, see _check)
-CHECK_EVERY = 32  # characters between checks; a loop is reported at most this late
+CHECK_EVERY = 128  # characters between checks; a loop is reported at most this late
 MAX_CANDIDATES = 64  # occurrences of the probe tried per check
 
 
@@ -61,7 +61,9 @@ class Detector:
         if self.found is not None:
             return self.found
         if self._pending:
-            buf = self._buf + "".join(self._pending)
+            buf = self._buf
+            self._buf = ""  # `buf` is now the only reference: CPython appends in place
+            buf += "".join(self._pending)
             self._pending.clear()
             self._pending_len = 0
             # Keep between window and 2*window characters: trimming is amortised O(1).
