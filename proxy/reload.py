@@ -23,6 +23,7 @@ from typing import NamedTuple
 from proxy import providers, redact
 from proxy.auth import Keyring
 from proxy.config import Backend, Config, ConfigError, Problem, Settings, parse
+from proxy.interactive.sessions import MemorySessions, SessionStore
 from proxy.limits import Limiter
 from proxy.providers.base import Adapter
 from proxy.resilience import Circuit
@@ -87,6 +88,9 @@ class Runtime:
         self.path = path
         self.circuits: dict[TargetKey, Circuit] = {}
         self.limiter = Limiter(int(os.environ.get(WORKERS_ENV, "1") or 1))
+        # Sized by the config this worker started with; a shared (Redis) store replaces it.
+        sized = config.settings.sessions
+        self.sessions: SessionStore = MemorySessions(sized.ttl, sized.max)
         self.rng = random.Random()
         self.last_error: tuple[str, ...] = ()  # problems of the last failed reload
         self.reloads_ok = 0
