@@ -11,6 +11,8 @@ and a key only ever sees and changes sessions scoped to its own name.
 from collections.abc import Mapping
 from typing import Literal, NamedTuple
 
+import msgspec
+
 from proxy import auth, errors
 from proxy.config import ClientKey, Config, LoopDetection, Settings
 from proxy.interactive import commands, replies, rewrite, sessions
@@ -19,7 +21,15 @@ from proxy.interactive.sessions import SessionStore
 from proxy.interactive.state import SessionState
 from proxy.routing import Route, RouteTable
 
-__all__ = ["Reply", "Steered", "allowed_for", "loops_for", "only_backend", "steer"]
+__all__ = [
+    "Reply",
+    "Steered",
+    "allowed_for",
+    "count_loop",
+    "loops_for",
+    "only_backend",
+    "steer",
+]
 
 Front = Literal["openai", "anthropic"]
 _STEERABLE = ("chat", "messages")  # the endpoints whose bodies carry `messages`
@@ -124,3 +134,13 @@ async def steer(
         state.backend,
         sid,
     )
+
+
+async def count_loop(store: SessionStore, key: ClientKey, session: str | None) -> None:
+    """One more stream of this session cut as a loop (for `!/session` and the admin view)."""
+    if session is None:
+        return
+    scoped = sessions.scope(key.name, session)
+    state = await store.get(scoped)
+    if state is not None:
+        await store.put(scoped, msgspec.structs.replace(state, loops=state.loops + 1))

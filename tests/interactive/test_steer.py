@@ -14,6 +14,7 @@ from proxy.interactive.steer import (
     Reply,
     Steered,
     allowed_for,
+    count_loop,
     loops_for,
     only_backend,
     steer,
@@ -143,3 +144,14 @@ def test_loops_for_each_model() -> None:
     assert loops_for(CONFIG, "big").min_repeats == 3 and loops_for(CONFIG, "big").enabled
     assert not loops_for(CONFIG, "demo").enabled
     assert loops_for(CONFIG, "unknown") == CONFIG.settings.loop_detection
+
+
+async def test_count_loop() -> None:
+    store = MemorySessions(ttl=60, max=10)
+    await count_loop(store, KEY, None)  # no session: nothing to count
+    await count_loop(store, KEY, "s1")  # no such session: nothing created
+    assert await store.count() == 0
+    await go(store, "hello")
+    await count_loop(store, KEY, "s1")
+    state = await store.get(scope("team-a", "s1"))
+    assert state is not None and state.loops == 1 and state.requests == 1
