@@ -17,6 +17,7 @@ from proxy.interactive.sessions import (
     view,
 )
 from proxy.interactive.state import SessionState, decode, encode
+from tests.interactive.store_contract import check_store
 
 _top = msgspec.json.Decoder(dict[str, msgspec.Raw])
 
@@ -123,3 +124,7 @@ async def test_memory_store_ttl_bound_and_delete() -> None:
     assert await store.delete("c") is True
     assert await store.delete("c") is False
     assert await store.count() == 2
+
+
+async def test_memory_store_keeps_the_store_contract() -> None:
+    await check_store(MemorySessions(ttl=60.0, max=100))
