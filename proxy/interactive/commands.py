@@ -4,6 +4,7 @@ Grammar (PREFIX is `settings.commands.prefix`, `!/` by default):
 
     line     := up to 3 spaces, command (spaces command)*, [spaces text]
     command  := PREFIX name ["(" args ")"]        name: a letter, then letters, digits, _ -
+                followed by a space or the end of the line ("!/bin/sh" is text)
     args     := arg ("," arg)*                    commas inside quotes or brackets don't split
 
 A command is recognised only where a line starts (so "see !/help" is text), never inside a
@@ -32,6 +33,7 @@ _PROTECTED = frozenset(
     ("model", "messages", "stream", "stream_options", "system", "prompt", "input", "metadata")
 )
 MAX_PARAMS = 32
+MAX_COMMANDS = 20  # in one message
 MAX_VALUE = 1024  # bytes of JSON per parameter value
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 _PARAM = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -138,10 +140,16 @@ def _command_at(text: str, j: int, end: int, prefix: str) -> tuple[Command, int]
     if k < end and text[k] == "(":
         close = _close(text, k, end)
         if close < 0:
-            stop = len(text[:end].rstrip("\r\n"))
+            stop = end
+            while stop > k and text[stop - 1] in "\r\n":
+                stop -= 1
             return Command(name, None, text[j:stop], "the '(' is not closed on its line"), stop
-        return Command(name, text[k + 1 : close - 1], text[j:close]), close
-    return Command(name, None, text[j:k]), k
+        cmd, k = Command(name, text[k + 1 : close - 1], text[j:close]), close
+    else:
+        cmd = Command(name, None, text[j:k])
+    if k < end and text[k] not in " \t\r\n":
+        return None  # "!/bin/sh", "!/help," or "!/model(x)y": text, not a command
+    return cmd, k
 
 
 def parse(text: str, prefix: str = "!/") -> Parsed:
@@ -356,6 +364,8 @@ def apply(
             "operator to turn on settings.sessions.derive.",
             False,
         )
+    if len(commands) > MAX_COMMANDS:
+        return Outcome(state, f"At most {MAX_COMMANDS} commands in one message.", False)
     new = state
     replies: list[str] = []
     errors: list[str] = []

@@ -112,7 +112,17 @@ def test_a_blank_line_ends_an_open_inline_span() -> None:
 
 
 def test_commands_must_start_a_line() -> None:
-    for text in ("see !/help", "    !/help", "\t!/help", "x!/help", "!/ help", "!/1x"):
+    for text in (
+        "see !/help",
+        "    !/help",
+        "\t!/help",
+        "x!/help",
+        "!/ help",
+        "!/1x",
+        "!/bin/sh -c true",
+        "!/help, please",
+        "!/model(x)y",
+    ):
         assert parse(text).commands == (), text
 
 
@@ -226,3 +236,17 @@ def test_apply_is_all_or_nothing(cmds: list[str]) -> None:
     else:
         assert out.state is before
     assert out.reply
+
+
+def test_a_later_non_command_on_a_command_line_is_text() -> None:
+    parsed = parse("!/help !/bin/sh")
+    assert [c.name for c in parsed.commands] == ["help"]
+    assert parsed.text == "!/bin/sh"
+
+
+def test_many_broken_commands_parse_in_linear_time() -> None:
+    text = "!/x(\n" * 50_000  # each line scans only itself
+    parsed = parse(text)
+    assert len(parsed.commands) == 50_000 and parsed.text == ""
+    out = apply(SessionState(), parsed.commands, ALLOWED)
+    assert not out.ok and "At most 20 commands" in out.reply
