@@ -9,7 +9,6 @@ import asyncio
 import hashlib
 import hmac
 import ipaddress
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -133,20 +132,9 @@ def get_model(model_id: str, request: Request[Any, Any, Any], state: State) -> d
     return _model_entry(alias, int(snapshot.loaded_at), _anthropic_shape(request))
 
 
-_SECRET_VALUE = re.compile(
-    r"(?i)^(bearer|basic|token)\s|^(sk|pk|rk|ak)[-_]|^AIza|^[A-Za-z0-9_\-+/=.]{24,}$"
-)
-
-
 def _redact_headers(headers: tuple[tuple[str, str], ...]) -> dict[str, str]:
     """Values of secret-sounding headers, and values that look like secrets, read `***`."""
-    return {
-        k: "***"
-        if any(h in k.lower() for h in redact.SECRET_HEADER_HINTS)
-        or _SECRET_VALUE.search(v.strip())
-        else v
-        for k, v in headers
-    }
+    return {k: "***" if redact.looks_secret(k, v) else v for k, v in headers}
 
 
 def _backend_view(b: Backend) -> dict[str, Any]:

@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import msgspec
 
+from proxy.record import RequestRecord
+
 if TYPE_CHECKING:
     from proxy.reload import Runtime
-    from proxy.telemetry import RequestRecord
 
 log = logging.getLogger("llm_proxy.metrics")
 
@@ -210,7 +211,7 @@ def set_prices(env: Mapping[str, str]) -> None:
     _prices = load_prices(env)
 
 
-def cost_of(rec: "RequestRecord") -> float | None:
+def cost_of(rec: RequestRecord) -> float | None:
     """USD for the request's tokens; None when usage or the model's price is unknown."""
     if not _prices or (rec.tokens_in is None and rec.tokens_out is None):
         return None
@@ -221,7 +222,7 @@ def cost_of(rec: "RequestRecord") -> float | None:
     return ((rec.tokens_in or 0) * price[0] + (rec.tokens_out or 0) * price[1]) / 1e6
 
 
-def observe(rec: "RequestRecord") -> None:
+def observe(rec: RequestRecord) -> None:
     """Count one finished request (called by `telemetry.finish`); fills in its cost if known."""
     if rec.cost is None and _prices:
         rec.cost = cost_of(rec)

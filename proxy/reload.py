@@ -25,9 +25,9 @@ from proxy.auth import Keyring
 from proxy.config import Backend, Config, ConfigError, Problem, Settings, parse
 from proxy.limits import Limiter
 from proxy.providers.base import Adapter
+from proxy.providers.transport import Transport
 from proxy.resilience import Circuit
 from proxy.routing import RouteTable, TargetKey
-from proxy.upstream import Transport
 
 log = logging.getLogger("llm_proxy.reload")
 

@@ -15,17 +15,17 @@ from typing import Any, Final, NamedTuple, Protocol
 
 import msgspec
 
+from proxy import errors, redact
 from proxy.sse import Event
 
 _log = logging.getLogger(__name__)
 
 
-class TranslationError(ValueError):
-    """Client input that cannot be translated for the chosen backend; the gateway answers 400."""
+class TranslationError(errors.BadRequest):
+    """Client input that cannot be translated for the chosen backend: a 400."""
 
     def __init__(self, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.param = param
+        super().__init__(message, param=param)
 
 
 # -- the interface every translator module has ------------------------------------------------
@@ -181,13 +181,14 @@ def error_type(status: int) -> str:
     return "api_error" if status >= 500 or status < 400 else "invalid_request_error"
 
 
-class UpstreamError(NamedTuple):
+class ErrorInfo(NamedTuple):
+    """What an upstream error body says (not a failure of ours: see `errors.UpstreamFailure`)."""
+
     message: str
     type: str | None  # the upstream's own type (or Gemini status), when it named one
     code: str | int | None
 
 
-_SECRET = re.compile(r"(sk-(?:ant-|proj-)?|AIza)[A-Za-z0-9_\-]{6,}")
 _MAX_MESSAGE = 2000
 
 
@@ -195,7 +196,7 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def read_error(status: int, body: bytes) -> UpstreamError:
+def read_error(status: int, body: bytes) -> ErrorInfo:
     """Message, type and code from an upstream error body of any shape: OpenAI, Anthropic,
     Gemini (also wrapped in a JSON array), `{"error": "text"}`, `{"detail": ...}`, plain text
     or nothing. Key-like strings in the message are masked."""
@@ -223,8 +224,8 @@ def read_error(status: int, body: bytes) -> UpstreamError:
         message = doc.strip() or None
     if message is None:
         message = f"upstream returned HTTP {status}"
-    message = _SECRET.sub(r"\1***", message[:_MAX_MESSAGE])
-    return UpstreamError(message, kind, code)
+    message = redact.scrub(message[:_MAX_MESSAGE])
+    return ErrorInfo(message, kind, code)
 
 
 # -- shared small pieces ----------------------------------------------------------------------

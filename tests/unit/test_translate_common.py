@@ -112,11 +112,16 @@ def test_pick() -> None:
         (b"null", "upstream returned HTTP 418", None, None),
         (
             b'{"error":{"message":"Incorrect API key provided: sk-proj-abcdef123456"}}',
-            "Incorrect API key provided: sk-proj-***",
+            "Incorrect API key provided: [SECRET]",
             None,
             None,
         ),
-        (b'{"error":{"message":"bad key AIzaSyA-1234567890"}}', "bad key AIza***", None, None),
+        (
+            b'{"error":{"message":"bad key AIzaSyA-1234567890abcdefghijklmnopqrstu"}}',
+            "bad key [SECRET]",
+            None,
+            None,
+        ),
     ],
 )
 def test_read_error(body: bytes, message: str, kind: str | None, code: Any) -> None:
