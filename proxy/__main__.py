@@ -12,7 +12,8 @@ from typing import Any
 
 from proxy import redact
 from proxy.config import Config, ConfigError
-from proxy.reload import STAMP_ENV, WORKERS_ENV, read_config
+from proxy.runtime import read_config
+from proxy.workers import CONFIG_ENV, WorkerSettings
 
 log = logging.getLogger("llm_proxy")
 
@@ -64,10 +65,9 @@ def _serve(args: argparse.Namespace) -> int:
     stamp_dir = tempfile.mkdtemp(prefix="llm-proxy-")
     stamp = Path(stamp_dir) / "reload"
     stamp.touch()
-    os.environ["LLM_PROXY_CONFIG"] = str(path)
-    os.environ[STAMP_ENV] = str(stamp)
-    os.environ["LLM_PROXY_METRICS_DIR"] = stamp_dir  # workers publish their counters here
-    os.environ[WORKERS_ENV] = str(max(1, args.workers))
+    # What every worker reads once (`proxy.workers.current()`); granian's workers inherit it.
+    settings = WorkerSettings(path, stamp, max(1, args.workers), Path(stamp_dir))
+    os.environ.update(settings.to_env())
 
     class _Server(Server):  # type: ignore[misc, valid-type]
         # granian's own SIGHUP handling respawns workers and so cuts every open stream;
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="llm-proxy", description="Config-driven LLM gateway")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the gateway")
-    serve.add_argument("--config", default=os.environ.get("LLM_PROXY_CONFIG", "routes.yaml"))
+    serve.add_argument("--config", default=os.environ.get(CONFIG_ENV, "routes.yaml"))
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument(

@@ -12,9 +12,11 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from proxy import metrics, telemetry
+from proxy import metrics, telemetry, workers
 from proxy.metrics import REGISTRY, RuntimeInfo
+from proxy.observe.metrics import publish
 from proxy.telemetry import RequestRecord
+from proxy.workers import WorkerSettings
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -82,12 +84,18 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 @pytest.fixture(autouse=True)
 def fresh(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv(metrics.DIR_ENV, raising=False)
-    monkeypatch.setattr(metrics, "_owner", 0)
-    monkeypatch.setattr(metrics, "_lock", None)
+    workers.use(WorkerSettings())  # one process: no metrics directory
+    monkeypatch.setattr(publish, "_owner", 0)
+    monkeypatch.setattr(publish, "_lock", None)
     REGISTRY.reset()
     yield
     REGISTRY.reset()
+    workers.use(None)
+
+
+def use_dir(directory: Path) -> None:
+    """Act as one of several workers that publish to `directory` (what `serve` sets up)."""
+    workers.use(WorkerSettings(metrics_dir=directory, worker_count=2))
 
 
 def record(**kw: object) -> RequestRecord:
@@ -185,7 +193,7 @@ def _publish_as(directory: Path, pid: int, info: RuntimeInfo) -> None:
 def test_workers_aggregate_counters_always_and_gauges_only_while_alive(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(metrics.DIR_ENV, str(tmp_path))
+    use_dir(tmp_path)
     live, dead = os.getppid(), _dead_pid()
     # Worker "live": 3 OK requests, one stream still open, an open circuit, generation 4.
     for _ in range(3):
@@ -220,7 +228,7 @@ def test_workers_aggregate_counters_always_and_gauges_only_while_alive(
 def test_a_reused_pid_keeps_its_predecessors_counts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(metrics.DIR_ENV, str(tmp_path))
+    use_dir(tmp_path)
     telemetry.finish(record(alias="a", backend="b", status=500, total_ms=1.0))
     _publish_as(tmp_path, os.getpid(), RuntimeInfo(1, 0, 0))  # a dead predecessor's file
     telemetry.finish(record(alias="a", backend="b", status=500, total_ms=1.0))
@@ -230,7 +238,7 @@ def test_a_reused_pid_keeps_its_predecessors_counts(
 
 
 def test_unreadable_files_are_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(metrics.DIR_ENV, str(tmp_path))
+    use_dir(tmp_path)
     (tmp_path / "worker-1.json").write_text("{not json")
     (tmp_path / "notes.txt").write_text("hello")
     telemetry.finish(record(status=200, total_ms=1.0))
@@ -249,7 +257,7 @@ async def until(condition: Callable[[], bool], deadline: float = 5.0) -> None:
 async def test_publisher_writes_on_change_and_scrape_matches_render(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(metrics.DIR_ENV, str(tmp_path))
+    use_dir(tmp_path)
     path = tmp_path / f"worker-{os.getpid()}.json"
     info = RuntimeInfo(2, 1, 0, [("b", "m", "half_open")])
     task = asyncio.create_task(metrics.run_publisher(lambda: info, interval=0.01))
