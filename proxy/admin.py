@@ -212,6 +212,19 @@ def config_view(config: Config) -> dict[str, Any]:
     }
 
 
+def auth_view(config: Config) -> dict[str, Any]:
+    """Whether client auth and the admin key are on, and if off, whether on purpose."""
+    return {
+        "client_keys": None if config.keys is None else len(config.keys),
+        "client_auth": "on" if config.keys is not None else "off" if config.keys_off else "absent",
+        "admin_key": "on"
+        if config.settings.admin_key is not None
+        else "off"
+        if config.settings.admin_key_off
+        else "absent",
+    }
+
+
 @get("/admin/config", sync_to_thread=False)
 def admin_config(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
     runtime = runtime_of(state)
@@ -223,6 +236,7 @@ def admin_config(request: Request[Any, Any, Any], state: State) -> dict[str, Any
         "loaded_at": snapshot.loaded_at,
         "last_reload_error": list(runtime.last_error) or None,
         "reloads": {"ok": runtime.reloads_ok, "failed": runtime.reloads_failed},
+        "auth": auth_view(snapshot.config),
         "config": config_view(snapshot.config),
     }
 

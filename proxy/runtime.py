@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
-from proxy import providers, redact, watch, workers
+from proxy import providers, redact, reload_guard, watch, workers
 from proxy.auth import Keyring
 from proxy.config import Backend, Config, ConfigError, Problem, Settings, parse
 from proxy.limits import Limiter
@@ -27,6 +27,8 @@ from proxy.routing import RouteTable, TargetKey
 from proxy.upstream import Transport
 
 log = logging.getLogger("llm_proxy.reload")
+
+READ_TRIES = 3  # reads of a file that is being written before the reload gives up
 
 
 class BackendState(NamedTuple):
@@ -125,11 +127,13 @@ class Runtime:
 
     async def reload(self, reason: str) -> ReloadResult:
         async with self._lock:
-            self.file_sig = watch.signature(self.path)
             try:
-                config = await asyncio.to_thread(read_config, self.path, dict(os.environ))
+                config = await asyncio.to_thread(self._read_whole)
             except ConfigError as err:
                 return self._reject(reason, tuple(str(p) for p in err.problems))
+            refused = reload_guard.dropped_auth(self.snapshot.config, config)
+            if refused:
+                return self._reject(reason, refused, loud=True)
             new = self._swap(config)
             redact.remember(config)  # new secrets are masked in logs from now on
             self.reloads_ok += 1
@@ -144,11 +148,27 @@ class Runtime:
             )
             return ReloadResult(True, new.generation, ())
 
-    def _reject(self, reason: str, problems: tuple[str, ...]) -> ReloadResult:
+    def _read_whole(self) -> Config:
+        """The config as one unchanged file: a read that overlapped a write is read again."""
+        for _ in range(READ_TRIES):
+            before = watch.signature(self.path)
+            try:
+                config = read_config(self.path, dict(os.environ))
+            finally:
+                self.file_sig = watch.signature(self.path)
+            if before == self.file_sig:
+                return config
+        raise ConfigError(
+            (Problem(str(self.path), 1, 1, "the file kept changing while it was read"),)
+        )
+
+    def _reject(self, reason: str, problems: tuple[str, ...], loud: bool = False) -> ReloadResult:
+        """Keep serving the current config; `loud` for refusals that protect auth."""
         self.reloads_failed += 1
         self.last_error = problems
         for line in problems:
-            log.error(
+            log.log(
+                logging.CRITICAL if loud else logging.ERROR,
                 "config reload (%s) rejected, keeping generation %d: %s",
                 reason,
                 self.snapshot.generation,

@@ -1,21 +1,27 @@
 """Noticing config changes: poll the file, and a shared stamp file that asks every worker to
 reload.
 
-A file change is acted on once it has settled (the same stat signature on two polls in a row:
-an editor's delete-then-rename burst is read once, whole); a missing file (mid-rename) is not
-an edit. With several granian workers each worker watches on its own; admin reloads and SIGHUP
+A file change is acted on once it has settled: the same stat signature on two polls in a row
+and a modification time at least `SETTLE` old (an editor's delete-then-rename burst, or a slow
+in-place write, is read once, whole); a missing file (mid-rename) is not an edit. Settling
+narrows the window for reading a half-written file but cannot close it (a writer may pause for
+any time): `proxy.reload_guard` refuses the one dangerous result, auth switched off.
+
+With several granian workers each worker watches on its own; admin reloads and SIGHUP
 touch the stamp (`WorkerSettings.stamp_path`) so that all workers reload.
 """
 
 import asyncio
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Protocol
 
 log = logging.getLogger("llm_proxy.reload")
 
-POLL = 0.25  # seconds between file checks: a change is live well within a second
+POLL = 0.25  # seconds between file checks: a change is live within about a second
+SETTLE = 0.5  # seconds a changed file must stay untouched before it is read
 
 Signature = tuple[int, int, int]
 
@@ -62,6 +68,13 @@ class Watched(Protocol):
     def close_retired(self) -> None: ...
 
 
+def settled(sig: Signature, now_ns: int, settle: float = SETTLE) -> bool:
+    """Untouched for `settle` seconds; a modification time in the future counts as settled
+    (a clock step must not stop reloads for good)."""
+    age = now_ns - sig[0]
+    return not 0 <= age < settle * 1e9
+
+
 async def watch(runtime: Watched, stamp: Stamp | None, poll: float = POLL) -> None:
     """Poll the config file and the stamp; reload on a settled change. Runs until cancelled."""
     pending: Signature | None = None
@@ -78,5 +91,7 @@ async def watch(runtime: Watched, stamp: Stamp | None, poll: float = POLL) -> No
         if sig != pending:
             pending = sig  # debounce: act once the file has stopped changing
             continue
+        if not settled(sig, time.time_ns()):
+            continue  # still fresh: the writer may not be done
         pending = None
         await runtime.reload("file changed")
