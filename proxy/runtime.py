@@ -22,8 +22,8 @@ from proxy.auth import Keyring
 from proxy.config import Backend, Config, ConfigError, Problem, Settings, parse
 from proxy.limits import Limiter
 from proxy.providers.base import Adapter
-from proxy.resilience import Circuit
-from proxy.routing import RouteTable, TargetKey
+from proxy.routing import RouteTable
+from proxy.targets import CircuitTable
 from proxy.upstream import Transport
 
 log = logging.getLogger("llm_proxy.reload")
@@ -73,7 +73,7 @@ class Runtime:
     def __init__(self, path: Path, config: Config) -> None:
         settings = workers.current()
         self.path = path
-        self.circuits: dict[TargetKey, Circuit] = {}
+        self.circuits = CircuitTable()  # bounded for targets expanded from glob aliases
         self.limiter = Limiter(settings.worker_count)
         self.rng = random.Random()
         self.last_error: tuple[str, ...] = ()  # problems of the last failed reload
@@ -85,6 +85,7 @@ class Runtime:
         self.file_sig = watch.signature(path)
         self.stamp = watch.Stamp(settings.stamp_path) if settings.stamp_path else None
         self.snapshot = self._build(config, None)  # `serve` logged this config's warnings
+        self.circuits.pin(self.snapshot.table.fixed_targets())
 
     def _build(self, config: Config, old: Snapshot | None) -> Snapshot:
         backends: dict[str, BackendState] = {}
@@ -123,6 +124,7 @@ class Runtime:
         changed = {n for n, s in old.backends.items() if new.backends.get(n) is not s}
         for key in [k for k in self.circuits if k.backend in changed]:
             del self.circuits[key]
+        self.circuits.pin(new.table.fixed_targets())
         return new
 
     async def reload(self, reason: str) -> ReloadResult:

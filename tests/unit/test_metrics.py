@@ -308,3 +308,23 @@ def test_prices_fill_in_cost_only_when_known() -> None:
         metrics.set_prices({})
     s = parse(metrics.render())
     assert value(s, "llm_proxy_cost_usd_total", alias="a", backend="azure") == pytest.approx(0.0035)
+
+
+def test_label_sets_from_client_text_are_bounded() -> None:
+    from proxy.observe.metrics import registry
+
+    for n in range(registry.MAX_SERIES + 500):
+        telemetry.attempt_started("up", f"up/rand-{n}")
+        telemetry.attempt_failed("up", f"up/rand-{n}", "5xx")
+    s = parse(metrics.render())
+    attempts = {k: v for k, v in s.items() if k[0] == "llm_proxy_upstream_attempts_total"}
+    assert len(attempts) == registry.MAX_SERIES + 1
+    assert sum(attempts.values()) == registry.MAX_SERIES + 500  # nothing is lost
+    other = value(s, "llm_proxy_upstream_attempts_total", backend="up", model=registry.OTHER)
+    assert other == 500
+    assert (
+        value(
+            s, "llm_proxy_upstream_failures_total", backend="up", model=registry.OTHER, kind="5xx"
+        )
+        == 500
+    )

@@ -30,6 +30,10 @@ TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75
                 5.0, 7.5, 10.0)  # fmt: skip
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
 CIRCUIT_STATES = ("closed", "half_open", "open")
+# Label sets per counted family in one worker; past it, new label sets count under OTHER
+# (a backend's model names can come from clients through glob aliases).
+MAX_SERIES = 1000
+OTHER = "__other__"
 
 
 class Family(NamedTuple):
@@ -86,12 +90,17 @@ class RuntimeInfo(NamedTuple):
 
 
 def info_of(runtime: "Runtime") -> RuntimeInfo:
+    """The runtime's numbers; circuits of glob-expanded targets only while not closed (their
+    model names are client text: a closed one says nothing a label set should be spent on)."""
     now = time.monotonic()
+    pinned = runtime.circuits.pinned
+    circuits = []
+    for k, c in runtime.circuits.items():
+        state = c.state(now)
+        if state != "closed" or k in pinned:
+            circuits.append((k.backend, k.model, state))
     return RuntimeInfo(
-        runtime.snapshot.generation,
-        runtime.reloads_ok,
-        runtime.reloads_failed,
-        [(k.backend, k.model, c.state(now)) for k, c in runtime.circuits.items()],
+        runtime.snapshot.generation, runtime.reloads_ok, runtime.reloads_failed, circuits
     )
 
 
@@ -169,42 +178,55 @@ def _observe(
     row[-1] += v
 
 
+def _bounded(
+    counts: dict[Labels, float] | dict[Labels, list[float]], key: Labels, at: int
+) -> Labels:
+    """`key`, or once the family has `MAX_SERIES` label sets, `key` with OTHER at `at` (the
+    label whose values may come from clients)."""
+    if key in counts or len(counts) < MAX_SERIES:
+        return key
+    return (*key[:at], OTHER, *key[at + 1 :])
+
+
 def observe(rec: "RequestRecord") -> None:
     """Count one finished request (called by `telemetry.finish`); fills in its cost if known."""
     if rec.cost is None:
         rec.cost = prices.cost_of(rec)
     alias = rec.alias or ""
     backend = rec.backend or ""
-    key = (alias, backend, str(rec.status))
+    key = _bounded(_requests, (alias, backend, str(rec.status)), 0)
     _requests[key] = _requests.get(key, 0.0) + 1
-    ab = (alias, backend)
+    ab = _bounded(_duration, (alias, backend), 0)
     _observe(_duration, DURATION_BUCKETS, ab, rec.total_ms / 1000)
     if rec.ttft_ms is not None:
         _observe(_ttft, TTFT_BUCKETS, ab, rec.ttft_ms / 1000)
     if rec.overhead_ms is not None:
         _observe(_overhead, OVERHEAD_BUCKETS, (), rec.overhead_ms / 1000)
     if rec.tokens_in:
-        k = (alias, backend, "input")
+        k = _bounded(_tokens, (*ab, "input"), 0)
         _tokens[k] = _tokens.get(k, 0.0) + rec.tokens_in
     if rec.tokens_out:
-        k = (alias, backend, "output")
+        k = _bounded(_tokens, (*ab, "output"), 0)
         _tokens[k] = _tokens.get(k, 0.0) + rec.tokens_out
     if rec.cost is not None:
-        _cost[ab] = _cost.get(ab, 0.0) + rec.cost
+        ck = _bounded(_cost, ab, 0)
+        _cost[ck] = _cost.get(ck, 0.0) + rec.cost
     if rec.cache is not None:
-        ck = (alias, rec.cache)
+        ck = _bounded(_cache, (alias, rec.cache), 0)
         _cache[ck] = _cache.get(ck, 0.0) + 1
     REGISTRY.dirty = True
 
 
 def attempt_started(backend: str, model: str) -> None:
-    key = (backend, model)
+    """Count an attempt; `model` should be the target's configured model (`Candidate.label`),
+    not the client's expanded text (bounded either way: see MAX_SERIES)."""
+    key = _bounded(_attempts, (backend, model), 1)
     _attempts[key] = _attempts.get(key, 0.0) + 1
     REGISTRY.dirty = True
 
 
 def attempt_failed(backend: str, model: str, kind: str) -> None:
-    key = (backend, model, kind)
+    key = _bounded(_failures, (backend, model, kind), 1)
     _failures[key] = _failures.get(key, 0.0) + 1
     REGISTRY.dirty = True
 
