@@ -8,7 +8,6 @@ when not.
 import asyncio
 import hashlib
 import hmac
-import ipaddress
 import re
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
 
-from proxy import auth, errors, metrics, redact
+from proxy import addresses, auth, errors, metrics, redact
 from proxy.config import Backend, Config
 from proxy.reload import Runtime, Snapshot
 
@@ -29,12 +28,7 @@ def runtime_of(state: State) -> Runtime:
 
 def _is_loopback(request: Request[Any, Any, Any]) -> bool:
     client = request.client
-    if client is None:
-        return False
-    try:
-        return ipaddress.ip_address(client.host).is_loopback
-    except ValueError:
-        return False
+    return client is not None and addresses.is_loopback(client.host)
 
 
 def _check_admin(request: Request[Any, Any, Any], snapshot: Snapshot) -> None:
