@@ -124,6 +124,7 @@ class Backend(msgspec.Struct, frozen=True, kw_only=True):
     api_version: str | None = None  # azure only
     headers: tuple[tuple[str, str], ...] = ()  # extra upstream headers, in file order
     max_connections: int = 256
+    max_output_tokens: int | None = None  # larger max_tokens asks are clamped to this
     stream: bool = True
     disabled: str | None = None  # why it's disabled, e.g. "api_key is empty (set OPENAI_API_KEY)"
     latency: float = 0.0  # mock only: seconds before the first byte
@@ -208,6 +209,7 @@ _TIMEOUTS = ("connect", "first_byte", "idle", "total")
 _MOCK_KNOBS = ("latency", "interval", "tokens", "chunks")
 _BACKEND = (
     *("type", "base_url", "api_key", "api_version", "headers", "max_connections", "stream"),
+    "max_output_tokens",
     *_MOCK_KNOBS,
 )
 _MODEL = ("targets", "strategy")
@@ -322,6 +324,7 @@ def _backend(r: Reader, name: str, key: yaml.Node, node: yaml.Node) -> Backend:
         api_version=r.get(f, "api_version", text, _AZURE_API_VERSION if kind == "azure" else None),
         headers=_headers(r, name, f["headers"][1]) if "headers" in f else (),
         max_connections=r.get(f, "max_connections", integer(1), d.max_connections),
+        max_output_tokens=r.get(f, "max_output_tokens", integer(1), None),
         stream=r.get(f, "stream", boolean, d.stream),
         disabled=disabled,
         latency=r.get(f, "latency", duration(positive=False), d.latency),
