@@ -8,7 +8,6 @@ when not.
 import asyncio
 import hashlib
 import hmac
-import ipaddress
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
 
-from proxy import auth, errors, metrics, redact
+from proxy import addresses, auth, errors, metrics, redact
 from proxy.config import Backend, Config
 from proxy.reload import Runtime, Snapshot
 
@@ -28,12 +27,7 @@ def runtime_of(state: State) -> Runtime:
 
 def _is_loopback(request: Request[Any, Any, Any]) -> bool:
     client = request.client
-    if client is None:
-        return False
-    try:
-        return ipaddress.ip_address(client.host).is_loopback
-    except ValueError:
-        return False
+    return client is not None and addresses.is_loopback(client.host)
 
 
 def _check_admin(request: Request[Any, Any, Any], snapshot: Snapshot) -> None:
@@ -200,6 +194,19 @@ def config_view(config: Config) -> dict[str, Any]:
     }
 
 
+def auth_view(config: Config) -> dict[str, Any]:
+    """Whether client auth and the admin key are on, and if off, whether on purpose."""
+    return {
+        "client_keys": None if config.keys is None else len(config.keys),
+        "client_auth": "on" if config.keys is not None else "off" if config.keys_off else "absent",
+        "admin_key": "on"
+        if config.settings.admin_key is not None
+        else "off"
+        if config.settings.admin_key_off
+        else "absent",
+    }
+
+
 @get("/admin/config", sync_to_thread=False)
 def admin_config(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
     runtime = runtime_of(state)
@@ -211,6 +218,7 @@ def admin_config(request: Request[Any, Any, Any], state: State) -> dict[str, Any
         "loaded_at": snapshot.loaded_at,
         "last_reload_error": list(runtime.last_error) or None,
         "reloads": {"ok": runtime.reloads_ok, "failed": runtime.reloads_failed},
+        "auth": auth_view(snapshot.config),
         "config": config_view(snapshot.config),
     }
 

@@ -11,21 +11,23 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from proxy.translate import (
-    ANTHROPIC_TO_OPENAI,
-    GEMINI_TO_OPENAI,
-    OPENAI_TO_ANTHROPIC,
     TranslationError,
     anthropic_gemini,
     anthropic_openai,
+    openai_anthropic,
+    openai_gemini,
+    pick,
+)
+from proxy.translate.common import (
+    ANTHROPIC_TO_OPENAI,
+    GEMINI_TO_OPENAI,
+    OPENAI_TO_ANTHROPIC,
     anthropic_stop,
     error_type,
     gemini_finish,
-    openai_anthropic,
     openai_finish,
-    openai_gemini,
     parse_arguments,
     parse_data_url,
-    pick,
     read_error,
 )
 from proxy.translate.gemini_schema import clean, parameters
@@ -276,4 +278,13 @@ def test_translate_modules_are_pure(path: Path) -> None:
         if isinstance(node, ast.ImportFrom) and node.module
     }
     assert not imported & FORBIDDEN
-    assert imported <= {"collections", "typing", "logging", "re", "msgspec", "proxy", "schemas"}
+    assert imported <= {
+        "collections",
+        "typing",
+        "logging",
+        "re",
+        "hashlib",
+        "msgspec",
+        "proxy",
+        "schemas",
+    }
