@@ -15,9 +15,10 @@ from typing import Any
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
 
-from proxy import addresses, auth, errors, metrics, redact
+from proxy import addresses, auth, errors, redact
 from proxy.config import Backend, Config
-from proxy.reload import Runtime, Snapshot
+from proxy.observe import metrics
+from proxy.runtime import Runtime, Snapshot
 
 
 def runtime_of(state: State) -> Runtime:
@@ -119,7 +120,7 @@ def get_model(model_id: str, request: Request[Any, Any, Any], state: State) -> d
     caller = _caller(request, snapshot)
     alias = model_id.lstrip("/")
     if alias not in snapshot.table.aliases or not auth.allowed(caller, alias):
-        known = ", ".join(snapshot.table.suggestions()) or "none configured"
+        known = ", ".join(snapshot.table.suggestions(allowed=caller.models)) or "none"
         raise errors.UnknownModel(
             f"model '{alias}' is not routed here; known: {known}", param="model"
         )
@@ -269,7 +270,7 @@ async def admin_reload(request: Request[Any, Any, Any], state: State) -> Respons
 
 @get("/metrics", media_type="text/plain; version=0.0.4")
 async def metrics_endpoint(state: State) -> str:
-    """The whole gateway's metrics, every worker's included (see proxy/metrics.py)."""
+    """The whole gateway's metrics, every worker's included (see proxy/observe/metrics/)."""
     return await metrics.scrape(metrics.info_of(runtime_of(state)))
 
 
