@@ -16,7 +16,7 @@ export const settings = {
 /** Aliases from /v1/models, grouped by the backend of their first target when known. */
 async function loadModels() {
   const banner = $("models-error");
-  let ids = [];
+  let ids;
   try {
     const body = await getJSON("/v1/models", authHeaders(settings.door()));
     ids = body.data.map((m) => m.id);
@@ -24,6 +24,7 @@ async function loadModels() {
   } catch (e) {
     banner.replaceChildren(el("strong", { text: "Models: " }), e.describe ? e.describe() : e.message);
     banner.hidden = false;
+    return; // keep the list shown so far: a prompt still shows the gateway's own answer
   }
   const groups = await backendOf(ids);
   chat.setModels(ids, groups);
