@@ -278,10 +278,10 @@ async def metrics_endpoint(state: State) -> str:
 
 
 _UI_DIR = Path(__file__).parent / "ui"
-_UI_TYPES = {
-    ".html": "text/html; charset=utf-8",
-    ".js": "text/javascript; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
+_UI_TYPES = {  # Litestar adds "; charset=utf-8" to text/* itself
+    ".html": "text/html",
+    ".js": "text/javascript",
+    ".css": "text/css",
     ".png": "image/png",
     ".svg": "image/svg+xml",
 }

@@ -17,7 +17,7 @@ export function setModels(ids, groups) {
     const on = checked.size ? checked.has(id) : i < 2;
     const input = el("input", { type: "checkbox", value: id, checked: on });
     input.addEventListener("change", limit);
-    const label = groups[id] ? `${id} (${groups[id]})` : id;
+    const label = groups[id] && groups[id] !== id ? `${id} (backend ${groups[id]})` : id;
     box.append(el("label", { class: "check" }, input, " " + label));
   });
   limit();

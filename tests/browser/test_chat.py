@@ -74,6 +74,8 @@ def test_page_and_assets_are_served(gw: Gateway) -> None:
         assert script.status_code == 200
         assert script.headers["content-type"].startswith("text/javascript")
         assert c.get("/ui/style.css").headers["content-type"].startswith("text/css")
+        for name in ("/ui/app.js", "/ui/style.css"):
+            assert c.get(name).headers["content-type"].count("charset") == 1
         assert c.get("/ui/nothing.js").status_code == 404
         assert c.get("/ui/..%2Fadmin.py").status_code == 404
         # offline: nothing is loaded from another origin
@@ -177,6 +179,9 @@ def test_retry_asks_again_and_export_has_the_conversation(page: Page, up: FakeUp
     page.answers()[0].find_element(By.CSS_SELECTOR, "button.retry").click()
     page.until(lambda: "second try" in page.text("#log .msg.assistant .body"), "the retry")
     assert len(page.answers()) == 1
+    copy = page.answers()[0].find_element(By.CSS_SELECTOR, "button.copy")
+    copy.click()
+    page.until(lambda: copy.text == "Copied", "the copy confirmed")
     exported = page.js("return import('/ui/chat.js').then(m => JSON.stringify(m.conversation()))")
     turns = json.loads(str(exported))
     assert [(t["role"], t["content"]) for t in turns] == [
