@@ -6,6 +6,7 @@ Backends: two built-in mocks (`demo`, `demo-slow`) and a scripted fake OpenAI up
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -15,7 +16,7 @@ from selenium.webdriver.support.ui import Select
 
 from tests.browser.support import Page
 from tests.conftest import Gateway, RoutesFile, serve
-from tests.upstreams import FakeUpstream, ok
+from tests.upstreams import FakeUpstream, ok, reset_mid_stream, status
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.usefixtures("shoot_on_failure")]
 
@@ -258,3 +259,18 @@ def test_narrow_screen_stacks_the_chat(page: Page) -> None:
         assert isinstance(width, int) and width <= 420  # no sideways scrolling
     finally:
         page.driver.set_window_size(1280, 900)
+
+
+def test_gateway_errors_are_readable(page: Page, up: FakeUpstream) -> None:
+    Select(page.by_id("model")).select_by_value("fake")
+    up.script(status(500), replace(reset_mid_stream(2), text="one two three four five"))
+    page.type_prompt("fail before headers")
+    page.by_id("send").click()
+    first = page.wait_answer(1)
+    shown = first.find_element(By.CSS_SELECTOR, ".error").text
+    assert shown.startswith("5") and "request id " in shown  # status, message, request id
+    page.type_prompt("fail mid stream")
+    page.by_id("send").click()
+    second = page.wait_answer(2)
+    assert second.find_element(By.CSS_SELECTOR, ".body").text.startswith("one two")
+    assert second.find_element(By.CSS_SELECTOR, ".error").text
