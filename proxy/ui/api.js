@@ -170,6 +170,8 @@ function headerFacts(resp) {
     cache: h("x-proxy-cache"),
     cost: cost ? Number(cost) : null,
     estimate: h("x-proxy-estimate") === "true",
+    remainingRequests: h("x-ratelimit-remaining-requests"),
+    remainingTokens: h("x-ratelimit-remaining-tokens"),
   };
 }
 

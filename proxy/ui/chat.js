@@ -2,7 +2,7 @@
 // Invariant: `turns` is the conversation sent next time; failed or empty answers are not in it.
 
 import { GatewayError, streamChat } from "./api.js";
-import { copyText, downloadJSON, el, errorBox, factsList, renderMarkdown } from "./render.js";
+import { copyText, downloadJSON, el, errorBox, factsList, liveMarkdown, renderMarkdown } from "./render.js";
 
 const $ = (id) => document.getElementById(id);
 let settings = null;
@@ -68,6 +68,7 @@ async function answer() {
   const turn = { role: "assistant", content: "", model };
   const { node, body } = bubble(turn);
   node.classList.add("streaming");
+  const view = liveMarkdown(body);
   running = new AbortController();
   setBusy(true);
   let facts;
@@ -85,7 +86,7 @@ async function answer() {
         signal: running.signal,
         onText: (t) => {
           turn.content += t;
-          renderMarkdown(body, turn.content);
+          view.update(turn.content);
         },
       },
     );
@@ -94,6 +95,7 @@ async function answer() {
     node.append(errorBox(e));
     facts = null;
   }
+  view.flush();
   node.classList.remove("streaming");
   if (facts) {
     turn.facts = facts;

@@ -3,7 +3,7 @@
 // Invariant: each repeat starts only when every model has finished the previous one.
 
 import { GatewayError, median, streamChat } from "./api.js";
-import { el, errorBox, factsList, fmt, renderMarkdown } from "./render.js";
+import { el, errorBox, factsList, fmt, liveMarkdown } from "./render.js";
 
 const $ = (id) => document.getElementById(id);
 let settings = null;
@@ -47,12 +47,13 @@ function column(model) {
 
 async function runOne(col, prompt, signal) {
   let content = "";
+  const view = liveMarkdown(col.text);
   col.text.classList.add("streaming");
   try {
     const f = await streamChat(
       settings.door(),
       { model: col.model, messages: [{ role: "user", content: prompt }], temperature: null, maxTokens: null },
-      { signal, onText: (t) => { content += t; renderMarkdown(col.text, content); } },
+      { signal, onText: (t) => { content += t; view.update(content); } },
     );
     col.facts.replaceChildren(factsList(f));
     if (f.error) col.facts.append(errorBox({ message: f.error }));
@@ -62,6 +63,7 @@ async function runOne(col, prompt, signal) {
     col.facts.replaceChildren(errorBox(e instanceof GatewayError ? e : { message: String(e) }));
     col.runs.append(el("li", { class: "error", text: e.describe ? e.describe() : String(e) }));
   } finally {
+    view.flush();
     col.text.classList.remove("streaming");
   }
 }

@@ -48,6 +48,29 @@ export function renderMarkdown(node, text) {
   });
 }
 
+/**
+ * A streaming view of `node`: `update(text)` re-renders at most once per animation frame,
+ * `flush()` renders the latest text now (call it when the stream ends).
+ */
+export function liveMarkdown(node) {
+  let latest = "";
+  let queued = false;
+  const draw = () => {
+    queued = false;
+    renderMarkdown(node, latest);
+  };
+  return {
+    update(text) {
+      latest = text;
+      if (!queued) {
+        queued = true;
+        requestAnimationFrame(draw);
+      }
+    },
+    flush: draw,
+  };
+}
+
 const fmt = {
   ms: (v) => (v === null || v === undefined ? "–" : `${Math.round(v)} ms`),
   num: (v) => (v === null || v === undefined ? "–" : String(v)),
@@ -69,6 +92,10 @@ export function factsList(f) {
   ];
   if (f.cost !== null && f.cost !== undefined) rows.push(["cost", "cost", fmt.usd(f.cost)]);
   if (f.cache) rows.push(["cache", "cache", f.cache]);
+  if (f.remainingRequests !== null && f.remainingRequests !== undefined) {
+    const tokens = f.remainingTokens ? `, ${f.remainingTokens} tokens` : "";
+    rows.push(["remaining", "limit left", `${f.remainingRequests} requests${tokens}`]);
+  }
   rows.push(["request-id", "request id", f.requestId || "–"]);
   const dl = el("dl", { class: "facts" });
   for (const [key, label, value] of rows) {

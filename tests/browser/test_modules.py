@@ -155,3 +155,31 @@ def test_median(page: Page) -> None:
         "return [m.median([3, 1, 2]), m.median([4, 1, 3, 2]), m.median([null, 5]), m.median([])];",
     )
     assert got == [2, 2.5, 5, None]
+
+
+def test_optional_facts_show_when_present(page: Page) -> None:
+    facts = {
+        "backend": "b",
+        "remainingRequests": "41",
+        "remainingTokens": "9000",
+        "cost": 0.0012,
+        "cache": "hit",
+        "stopped": True,
+    }
+    shown = call(
+        page,
+        "render.js",
+        "const dl = m.factsList(args[0]); return Object.fromEntries("
+        "[...dl.querySelectorAll('[data-fact]')].map(e => [e.dataset.fact, e.textContent]));",
+        facts,
+    )
+    assert shown["remaining"] == "41 requests, 9000 tokens"
+    assert shown["cost"] == "$0.001200"
+    assert shown["cache"] == "hit"
+    assert shown["ttft"] == "\u2013"  # unknown facts read as a dash, never "undefined"
+    bare = call(
+        page,
+        "render.js",
+        "return [...m.factsList({}).querySelectorAll('[data-fact]')].map(e => e.dataset.fact);",
+    )
+    assert "cost" not in bare and "cache" not in bare and "remaining" not in bare
