@@ -274,9 +274,28 @@ async def metrics_endpoint(state: State) -> str:
     return await metrics.scrape(metrics.info_of(runtime_of(state)))
 
 
-_UI = Path(__file__).parent / "ui" / "index.html"
+_UI_DIR = Path(__file__).parent / "ui"
+_UI_TYPES = {  # Litestar adds "; charset=utf-8" to text/* itself
+    ".html": "text/html",
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+}
+# the page's files, by name: a fixed set read at import, so no request names a path
+_UI_FILES = {
+    p.name: (p, _UI_TYPES[p.suffix])
+    for p in sorted(_UI_DIR.iterdir())
+    if p.is_file() and p.suffix in _UI_TYPES
+}
 
 
-@get("/ui", media_type="text/html")
-async def ui() -> bytes:
-    return await asyncio.to_thread(_UI.read_bytes)
+@get(["/ui", "/ui/{name:str}"])
+async def ui(name: str = "index.html") -> Response[bytes]:
+    """The playground page and its static files (`proxy/ui/`); nothing else under /ui."""
+    found = _UI_FILES.get(name)
+    if found is None:
+        raise errors.NotFound(f"no such page file: {name!r}")
+    path, media_type = found
+    body = await asyncio.to_thread(path.read_bytes)
+    return Response(body, media_type=media_type, headers={"cache-control": "no-cache"})
