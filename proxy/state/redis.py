@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 
 import msgspec
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 from proxy.state import limits
 from proxy.state.store import (
@@ -70,7 +70,7 @@ for i = 1, n do
     if tl[i] < need then refuse('tpm', (need - tl[i]) * 60 / tpm) end
   end
   if mp > 0 then
-    redis.call('ZREMRANGEBYSCORE', KEYS[3 * i], '-inf', now)
+    redis.call('ZREMRANGEBYSCORE', KEYS[3 * i], '-inf', ARGV[1])
     if redis.call('ZCARD', KEYS[3 * i]) >= mp then refuse('max_parallel', 1) end
   end
 end
@@ -89,7 +89,7 @@ for i = 1, n do
   local r, t = rl[i], tl[i]
   if r then
     if ok then r = r - 1 end
-    if ok then redis.call('HSET', KEYS[3 * i - 2], 'l', r, 'a', now) end
+    if ok then redis.call('HSET', KEYS[3 * i - 2], 'l', string.format('%.17g', r), 'a', ARGV[1]) end
     if ok then redis.call('EXPIRE', KEYS[3 * i - 2], 61) end
     out[#out + 1] = string.format('%.17g', r)
   else
@@ -97,14 +97,14 @@ for i = 1, n do
   end
   if t then
     if ok then t = t - est end
-    if ok then redis.call('HSET', KEYS[3 * i - 1], 'l', t, 'a', now) end
+    if ok then redis.call('HSET', KEYS[3 * i - 1], 'l', string.format('%.17g', t), 'a', ARGV[1]) end
     if ok then redis.call('EXPIRE', KEYS[3 * i - 1], 121) end
     out[#out + 1] = string.format('%.17g', t)
   else
     out[#out + 1] = ''
   end
   if ok and tonumber(ARGV[b + 2]) > 0 then
-    redis.call('ZADD', KEYS[3 * i], now + lease, rid)
+    redis.call('ZADD', KEYS[3 * i], string.format('%.17g', now + lease), rid)
     redis.call('EXPIRE', KEYS[3 * i], math.ceil(lease) + 60)
   end
 end
@@ -120,7 +120,7 @@ for i = 1, nt do
   local l = tpm
   if v[1] then l = math.min(tpm, tonumber(v[1]) + math.max(0, now - tonumber(v[2])) * tpm / 60) end
   l = math.max(-tpm, math.min(tpm, l + est - used))
-  redis.call('HSET', KEYS[i], 'l', l, 'a', now)
+  redis.call('HSET', KEYS[i], 'l', string.format('%.17g', l), 'a', ARGV[1])
   redis.call('EXPIRE', KEYS[i], 121)
 end
 for j = nt + 1, #KEYS - 1 do redis.call('ZREM', KEYS[j], rid) end
