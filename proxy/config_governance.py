@@ -27,6 +27,7 @@ STATE_FAILURES: tuple[StateFailure, ...] = ("open", "closed")
 LIMIT_FIELDS = ("rpm", "tpm", "max_parallel")
 _PRICE = ("input", "output", "cached_input")
 _BUDGET = ("usd", "period")
+_NUMBER = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 _STATE_URL = re.compile(r"(redis|rediss)://[^\s]*|unix://[^\s]+", re.IGNORECASE)
 
 
@@ -54,13 +55,10 @@ class Price(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def number(s: Scalar) -> float:
-    """A finite number >= 0 (an int or a float in YAML)."""
-    if s.tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float"):
+    """A finite number >= 0, written `2.5`, `10` or `1e-05` (YAML 1.1 reads the last as text)."""
+    if not _NUMBER.fullmatch(s.text.strip()):
         raise ValueError(f"expected a number like 2.5, got {show(s.text)}")
-    try:
-        value = float(yaml.safe_load(s.text))
-    except (ValueError, TypeError, yaml.YAMLError):
-        raise ValueError(f"expected a number like 2.5, got {show(s.text)}") from None
+    value = float(s.text)
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"expected a number of at least 0, got {show(s.text)}")
     return value

@@ -16,7 +16,7 @@ from proxy.state.guard import GuardedStore
 from proxy.state.memory import MemoryStore
 from proxy.state.redis import RedisStore
 from proxy.state.sqlite import FILE_NAME, SqliteStore
-from proxy.state.store import Store
+from proxy.state.store import Store, UsageFilter, UsageRow
 
 STATE_DIR_ENV = "LLM_PROXY_STATE_DIR"
 
@@ -52,3 +52,16 @@ async def connect(
 ) -> GuardedStore:
     store = await open_store(settings, workers, directory, now)
     return GuardedStore(store, settings.state_failure, settings.state_timeout, on_failure)
+
+
+async def read_usage(settings: Settings, directory: Path, where: UsageFilter) -> list[UsageRow]:
+    """The ledger rows a running gateway with these settings writes (for `llm-proxy usage`)."""
+    store: Store
+    if is_redis(settings.state):
+        store = RedisStore(settings.state, max(settings.state_timeout, 5.0))
+    else:
+        store = SqliteStore(directory / FILE_NAME, max(settings.state_timeout, 5.0))
+    try:
+        return await store.usage(where)
+    finally:
+        await store.close()

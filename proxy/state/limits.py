@@ -67,6 +67,13 @@ def tighter(a: Quota | None, b: Quota) -> Quota:
     return a
 
 
+def _worse(reason: Reason, wait: float, other: Reason, other_wait: float) -> tuple[Reason, float]:
+    """The refusal to report: the one that lasts longest (the first among equals)."""
+    if reason == "" or other_wait > wait:
+        return other, other_wait
+    return reason, wait
+
+
 def decide(
     ask: Ask,
     states: Sequence[ScopeState],
@@ -86,23 +93,20 @@ def decide(
         tok_levels.append(None if lim.tpm is None else level(state.tokens, lim.tpm, now))
         r, t = req_levels[-1], tok_levels[-1]
         if lim.rpm is not None and r is not None and r < 1:
-            refusal = refusal or "rpm"
-            wait = max(wait, (1 - r) * MINUTE / lim.rpm)
+            refusal, wait = _worse(refusal, wait, "rpm", (1 - r) * MINUTE / lim.rpm)
         if lim.tpm is not None and t is not None:
             # An estimate over the whole bucket waits for a full one, rather than forever.
             need = max(1, min(ask.estimate, lim.tpm))
             if t < need:
-                refusal = refusal or "tpm"
-                wait = max(wait, (need - t) * MINUTE / lim.tpm)
+                refusal, wait = _worse(refusal, wait, "tpm", (need - t) * MINUTE / lim.tpm)
         if lim.max_parallel is not None and state.parallel >= lim.max_parallel:
-            refusal = refusal or "max_parallel"
-            wait = max(wait, 1.0)  # a slot frees when some request ends: no better guess
+            # a slot frees when some request ends: no better guess than a second
+            refusal, wait = _worse(refusal, wait, "max_parallel", 1.0)
     budget = None
     if ask.budget is not None:
         budget = BudgetState(ask.budget.usd, spent, resets_at)
         if spent >= ask.budget.usd:
-            refusal = refusal or "budget"
-            wait = max(wait, resets_at - now)
+            refusal, wait = _worse(refusal, wait, "budget", resets_at - now)
     allowed = refusal == ""
     take_r, take_t = (1, ask.estimate) if allowed else (0, 0)
     requests: Quota | None = None

@@ -53,8 +53,7 @@ local function level(key, cap)
 end
 local reason, wait = '', 0
 local function refuse(why, w)
-  if reason == '' then reason = why end
-  if w > wait then wait = w end
+  if reason == '' or w > wait then reason, wait = why, w end
 end
 local rl, tl = {}, {}
 for i = 1, n do

@@ -95,7 +95,8 @@ def test_an_estimate_larger_than_the_bucket_waits_for_a_full_one() -> None:
     assert limits.decide(a, [FRESH], 0, 0, NOW, "r").verdict.allowed
     half = ScopeState(None, Bucket(50.0, NOW), 0)
     v = limits.decide(a, [half], 0, 0, NOW, "r").verdict
-    assert (v.allowed, v.reason, v.retry_after) == (False, "tpm", pytest.approx(30.0))
+    assert (v.allowed, v.reason) == (False, "tpm")
+    assert v.retry_after == pytest.approx(30.0)
 
 
 @given(st.floats(0, 4e9), st.sampled_from(["1d", "7d", "30d", "month"]))
