@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS ledger (
     cached_tokens INTEGER NOT NULL, cost REAL NOT NULL, errors INTEGER NOT NULL,
     PRIMARY KEY (key, alias, backend, day)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ledger_day ON ledger (day);
+CREATE INDEX IF NOT EXISTS ledger_key_day ON ledger (key, day);
 """
 _UPSERT = """
 INSERT INTO ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -115,6 +116,19 @@ class SqliteFile:
         row = self.db.execute("SELECT count(*) FROM slot WHERE scope = ?", (scope,)).fetchone()
         return int(row[0])
 
+    def _spent(self, key: str, first: int, end: int) -> float:
+        """The key's spend over days [first, end): what settles counted here, or what the
+        ledger holds if more (spend from before the workers shared this file, as one worker)."""
+        settled = self.db.execute(
+            "SELECT total(usd) FROM spend WHERE key = ? AND day >= ? AND day < ?",
+            (key, first, end),
+        ).fetchone()[0]
+        ledgered = self.db.execute(
+            "SELECT total(cost) FROM ledger WHERE key = ? AND day >= ? AND day < ?",
+            (key, limits.day_text(first), limits.day_text(end)),
+        ).fetchone()[0]
+        return max(float(settled), float(ledgered))
+
     def admit(self, ask: Ask, now: float) -> Verdict:
         rid = self._prefix + str(next(self._ids))
 
@@ -130,11 +144,7 @@ class SqliteFile:
             spent, resets_at = 0.0, 0.0
             if ask.budget is not None:
                 first, end = limits.period_days(ask.budget.period, now)
-                row = self.db.execute(
-                    "SELECT total(usd) FROM spend WHERE key = ? AND day >= ? AND day < ?",
-                    (ask.key, first, end),
-                ).fetchone()
-                spent, resets_at = float(row[0]), end * float(limits.DAY)
+                spent, resets_at = self._spent(ask.key, first, end), end * float(limits.DAY)
             decision = limits.decide(ask, states, spent, resets_at, now, rid)
             if decision.verdict.allowed:
                 for s, r, t in zip(ask.scopes, decision.requests, decision.tokens, strict=True):

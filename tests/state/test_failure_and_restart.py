@@ -140,3 +140,19 @@ async def test_redis_keeps_spend_for_a_new_client(redis_server: RedisServer) -> 
         assert await second.usage(UsageFilter()) == []  # spend is not usage: the ledger is apart
     finally:
         await second.close()
+
+
+async def test_going_from_one_worker_to_several_keeps_spend(tmp_path: Path) -> None:
+    path = tmp_path / FILE_NAME
+    one = await MemoryStore.open(SqliteStore(path), NOW)
+    ledger = Ledger(one)
+    ledger.add(key="team", alias="m", backend="b", now=NOW, cost=1.5)
+    assert await ledger.flush()
+    await one.close()
+    shared = SqliteStore(path)  # what each of N workers opens
+    try:
+        verdict = await shared.admit(ask(budget=Budget(usd=1.0, period="1d")), NOW + 60)
+        assert verdict.reason == "budget"
+        assert verdict.budget is not None and verdict.budget.spent == pytest.approx(1.5)
+    finally:
+        await shared.close()

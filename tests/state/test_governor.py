@@ -124,3 +124,23 @@ async def test_the_usage_command_prints_what_the_governor_wrote(tmp_path: Path) 
 
 def test_redis_server_fixture_is_used(redis_server: RedisServer) -> None:
     assert redis_server.ping()
+
+
+async def test_the_store_follows_state_and_the_worker_count(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    from proxy.state.connect import open_store
+    from proxy.state.memory import MemoryStore
+    from proxy.state.redis import RedisStore
+    from proxy.state.sqlite import SqliteStore
+
+    memory = parse(CONFIG.format(state="memory"), {}).settings
+    redis = parse(CONFIG.format(state=redis_server.url), {}).settings
+    for settings, workers, kind in [
+        (memory, 1, MemoryStore), (memory, 4, SqliteStore), (redis, 4, RedisStore),
+    ]:  # fmt: skip
+        store = await open_store(settings, workers, tmp_path, 0.0)
+        try:
+            assert type(store) is kind
+        finally:
+            await store.close()

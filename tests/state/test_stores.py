@@ -42,6 +42,13 @@ async def test_rpm_admits_exactly_the_limit_of_concurrent_requests(store: Store)
     assert not (await store.admit(a, NOW + 6.0)).allowed
 
 
+async def test_tpm_admits_what_the_estimates_fit_under_concurrency(store: Store) -> None:
+    a = ask(tpm=1000, estimate=300)
+    verdicts = await asyncio.gather(*(store.admit(a, NOW) for _ in range(12)))
+    assert sum(v.allowed for v in verdicts) == 3  # 3 x 300 fit in 1000; a 4th would not
+    assert {v.reason for v in verdicts if not v.allowed} == {"tpm"}
+
+
 async def test_refused_requests_take_nothing(store: Store) -> None:
     a = ask(rpm=2, tpm=100, estimate=60)
     first = await store.admit(a, NOW)
