@@ -13,6 +13,7 @@ import fnmatch
 import math
 from typing import NamedTuple
 
+from proxy import errors
 from proxy.config import ClientKey, Limits
 from proxy.state.store import Ask, Quota, Scope, Verdict
 
@@ -111,3 +112,16 @@ def refusal(verdict: Verdict, key: str) -> Refusal:
         *headers(verdict),
     ]
     return Refusal(503 if verdict.reason == "state" else 429, message, wait, extra)
+
+
+def error_for(verdict: Verdict, key: str) -> errors.ProxyError:
+    """The error a refused request raises: 429 `rate_limit_error` (code `rate_limit_exceeded`
+    or `budget_exceeded`) with retry-after and the rate-limit headers; 503 when the store is
+    down and `state_failure: closed`."""
+    r = refusal(verdict, key)
+    headers = tuple((name.decode(), value.decode()) for name, value in r.headers)
+    headers += (("x-should-retry", "true"),)
+    if r.status == 503:
+        return errors.NoTarget(r.message, headers=headers, code="state_unavailable")
+    code = "budget_exceeded" if verdict.reason == "budget" else "rate_limit_exceeded"
+    return errors.RateLimited(r.message, headers=headers, code=code)

@@ -152,6 +152,18 @@ def test_headers_and_refusals_are_what_clients_read() -> None:
     assert governance.reset_text(360) == "6m0s"
 
 
+def test_the_error_a_refused_request_raises() -> None:
+    from proxy import errors
+
+    err = governance.error_for(Verdict(False, "tpm", 0.2, tokens=Quota(10, 0, 1.0)), "team")
+    assert isinstance(err, errors.RateLimited) and err.status == 429
+    assert err.code == "rate_limit_exceeded"
+    assert ("retry-after", "1") in err.headers and ("retry-after-ms", "200") in err.headers
+    assert ("x-ratelimit-remaining-tokens", "0") in err.headers
+    down = governance.error_for(Verdict(False, "state", 1.0), "team")
+    assert (down.status, down.code) == (503, "state_unavailable")
+
+
 def test_a_budget_refusal_names_the_budget_the_spend_and_the_reset() -> None:
     from proxy.state.store import BudgetState
 
