@@ -11,7 +11,10 @@ show it.
 import datetime
 import fnmatch
 import math
+from collections.abc import Mapping
 from typing import NamedTuple
+
+import msgspec
 
 from proxy import errors
 from proxy.config import ClientKey, Limits
@@ -45,6 +48,22 @@ def estimate_tokens(body_size: int, max_tokens: int | None) -> int:
     """Tokens to reserve: the body's size over `BYTES_PER_TOKEN`, plus the allowed output."""
     output = DEFAULT_OUTPUT if max_tokens is None or max_tokens < 0 else max_tokens
     return body_size // BYTES_PER_TOKEN + output
+
+
+_int = msgspec.json.Decoder(int).decode
+
+
+def max_tokens_of(fields: Mapping[str, msgspec.Raw]) -> int | None:
+    """The output the request allows (`max_completion_tokens`, `max_tokens` or Responses'
+    `max_output_tokens`), from the top-level fields the front door already split."""
+    for name in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
+        raw = fields.get(name)
+        if raw is not None:
+            try:
+                return _int(raw)
+            except msgspec.DecodeError:
+                return None  # null or not a number: the upstream will say so
+    return None
 
 
 def reset_text(seconds: float) -> str:

@@ -87,14 +87,15 @@ class Governor:
         now = time.time()
         found = pricing.price_for(price, backend, provider_model, self.overrides)
         cost = pricing.cost(found, input_tokens, output_tokens, cached_tokens)
-        if verdict is not None and verdict.reservation is not None:
-            used = (input_tokens or 0) + (output_tokens or 0)
-            await self.store.settle(verdict.reservation, used, cost or 0.0, now)
+        # The ledger first: it needs no await, so a cancellation below can't lose the count.
         self.ledger.add(
             key=key_name, alias=alias, backend=backend, now=now,
             input_tokens=input_tokens or 0, output_tokens=output_tokens or 0,
             cached_tokens=cached_tokens, cost=cost or 0.0, error=error,
         )  # fmt: skip
+        if verdict is not None and verdict.reservation is not None:
+            used = (input_tokens or 0) + (output_tokens or 0)
+            await self.store.settle(verdict.reservation, used, cost or 0.0, now)
         return cost
 
     async def usage(self, where: UsageFilter) -> list[UsageRow]:

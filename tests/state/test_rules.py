@@ -193,3 +193,15 @@ def test_the_estimate_grows_with_the_body_and_the_allowed_output(size: int, mx: 
     got = governance.estimate_tokens(size, mx)
     assert got >= size // 4
     assert got == size // 4 + (governance.DEFAULT_OUTPUT if mx is None or mx < 0 else mx)
+
+
+def test_max_tokens_is_read_from_the_split_body() -> None:
+    import msgspec
+
+    def split(body: dict[str, object]) -> dict[str, msgspec.Raw]:
+        return msgspec.json.decode(msgspec.json.encode(body), type=dict[str, msgspec.Raw])
+
+    assert governance.max_tokens_of(split({"max_tokens": 50})) == 50
+    assert governance.max_tokens_of(split({"max_completion_tokens": 7, "max_tokens": 50})) == 7
+    assert governance.max_tokens_of(split({"max_tokens": None})) is None
+    assert governance.max_tokens_of(split({"model": "m"})) is None
