@@ -83,7 +83,14 @@ class MemoryStore:
             self._slots.get(scope, {}).pop(reservation.id, None)
         if cost:
             day = (reservation.key, limits.day_number(now))
+            if day not in self._spend:
+                self._forget_before(day[1] - SPEND_DAYS)
             self._spend[day] = self._spend.get(day, 0.0) + cost
+
+    def _forget_before(self, first: int) -> None:
+        """Drop spend no budget period can reach any more (runs once per key and day)."""
+        for old in [d for d in self._spend if d[1] < first]:
+            del self._spend[old]
 
     async def record(self, rows: list[UsageRow]) -> None:
         if self._ledger is not None:

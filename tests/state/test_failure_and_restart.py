@@ -156,3 +156,15 @@ async def test_going_from_one_worker_to_several_keeps_spend(tmp_path: Path) -> N
         assert verdict.budget is not None and verdict.budget.spent == pytest.approx(1.5)
     finally:
         await shared.close()
+
+
+async def test_memory_forgets_spend_older_than_any_period() -> None:
+    from proxy.state.memory import SPEND_DAYS
+
+    store = MemoryStore()
+    budget = ask(budget=Budget(usd=100.0, period="month"))
+    for day in range(SPEND_DAYS + 5):
+        verdict = await store.admit(budget, NOW + day * 86400)
+        assert verdict.reservation is not None
+        await store.settle(verdict.reservation, 0, 1.0, NOW + day * 86400)
+    assert len(store._spend) <= SPEND_DAYS + 1
