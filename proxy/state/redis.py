@@ -37,6 +37,7 @@ from proxy.state.store import (
 )
 
 PREFIX = "llmp:"
+MAX_CONNECTIONS = 64  # per worker
 SPEND_TTL = 40 * 86400  # seconds: longer than any budget period
 T = TypeVar("T")
 
@@ -142,13 +143,18 @@ def _num(v: float) -> str:
 class RedisStore:
     def __init__(self, url: str, timeout: float = 0.25) -> None:
         self.timeout = timeout
-        self.client: aioredis.Redis = aioredis.Redis.from_url(
+        # A bounded pool: a burst waits (at most `timeout`) for a connection instead of
+        # opening thousands; each call holds one for a single round trip.
+        pool = aioredis.BlockingConnectionPool.from_url(
             url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=timeout,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),  # our caller decides what a failure means, at once
             health_check_interval=0,
         )
+        self.client: aioredis.Redis = aioredis.Redis(connection_pool=pool)
         self._admit = self.client.register_script(_ADMIT)
         self._settle = self.client.register_script(_SETTLE)
         self._ids = 0
@@ -275,4 +281,4 @@ class RedisStore:
         return rows
 
     async def close(self) -> None:
-        await self.client.aclose()
+        await self.client.aclose(close_connection_pool=True)

@@ -61,3 +61,20 @@ def test_two_instances_sharing_redis_admit_exactly_the_limit(
 ) -> None:
     counts = _race("redis", redis_server.url, tmp_path / "go")
     assert sum(counts) == 10
+
+
+async def test_a_burst_larger_than_the_redis_pool_waits_for_connections(
+    redis_server: RedisServer,
+) -> None:
+    import asyncio
+
+    from proxy.state.redis import MAX_CONNECTIONS, RedisStore
+    from tests.state.stores import ask
+
+    store = RedisStore(redis_server.url, timeout=5.0)
+    try:
+        a = ask("burst", rpm=100)
+        verdicts = await asyncio.gather(*(store.admit(a, NOW) for _ in range(5 * MAX_CONNECTIONS)))
+        assert sum(v.allowed for v in verdicts) == 100
+    finally:
+        await store.close()
