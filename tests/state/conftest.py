@@ -27,6 +27,7 @@ class RedisServer:
         self.port = free_port()
         self.directory = directory
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.socket = directory / f"redis-{self.port}.sock"  # the same server on unix://
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> "RedisServer":
@@ -36,7 +37,8 @@ class RedisServer:
         with log:
             self.proc = subprocess.Popen(
                 [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--dir", str(self.directory)],
+                 "--appendonly", "no", "--dir", str(self.directory),
+                 "--unixsocket", str(self.socket), "--unixsocketperm", "700"],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         end = time.monotonic() + START_DEADLINE

@@ -12,6 +12,7 @@ import pytest
 from proxy.config_governance import Budget, Limits
 from proxy.state import limits
 from proxy.state.store import Scope, Store, UsageFilter, UsageRow
+from tests.state.conftest import RedisServer
 from tests.state.stores import KINDS, NOW, ask, make_store
 
 
@@ -139,3 +140,14 @@ async def test_ledger_sums_batches_and_filters(store: Store) -> None:
     assert [r.key for r in await store.usage(UsageFilter(alias="m2", first="2027-01-16"))] == ["a"]
     window = await store.usage(UsageFilter(first="2027-01-15", last="2027-01-15"))
     assert [(r.key, r.requests) for r in window] == [("b", 2)]
+
+
+async def test_redis_over_a_unix_socket(redis_server: RedisServer) -> None:
+    from proxy.state.redis import RedisStore
+
+    store = RedisStore(f"unix://{redis_server.socket}?db=1")
+    try:
+        verdicts = [await store.admit(ask(rpm=1), NOW) for _ in range(2)]
+        assert [v.allowed for v in verdicts] == [True, False]
+    finally:
+        await store.close()
