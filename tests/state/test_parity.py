@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from proxy.config_governance import Limits
+from proxy.config_governance import Budget, Limits
 from proxy.state.memory import MemoryStore
 from proxy.state.redis import RedisStore
 from proxy.state.sqlite import SqliteStore
@@ -33,7 +33,8 @@ def _shape(v: Verdict) -> tuple[object, ...]:
     def q(quota: object) -> object:
         return None if quota is None else (quota[0], quota[1], round(quota[2], 6))  # type: ignore[index]
 
-    return (v.allowed, v.reason, round(v.retry_after, 6), q(v.requests), q(v.tokens))
+    spent = None if v.budget is None else round(v.budget.spent, 9)
+    return (v.allowed, v.reason, round(v.retry_after, 6), q(v.requests), q(v.tokens), spent)
 
 
 async def _play(store: Store, n: int, plan: list[tuple[str, int, float]]) -> list[object]:
@@ -42,13 +43,16 @@ async def _play(store: Store, n: int, plan: list[tuple[str, int, float]]) -> lis
     for op, amount, dt in plan:
         now += dt
         if op == "admit":
-            own = ask(f"p{n}", rpm=6, tpm=900, max_parallel=3, estimate=amount, extra=(per_model,))
+            own = ask(
+                f"p{n}", rpm=6, tpm=900, max_parallel=3, estimate=amount, extra=(per_model,),
+                budget=Budget(usd=0.5, period="1d"),
+            )  # fmt: skip
             v = await store.admit(own, now)
             out.append(_shape(v))
             if v.reservation is not None:
                 held.append(v.reservation)
         elif held:
-            await store.settle(held.pop(0), amount, 0.0, now)
+            await store.settle(held.pop(0), amount, amount / 2000, now)  # 400 tokens: $0.20
     return out
 
 
@@ -84,3 +88,5 @@ async def test_the_parity_plan_exercises_refusals(n: int) -> None:
     shapes = await _play(MemoryStore(), n, plan)
     reasons = {s[1] for s in shapes}  # type: ignore[index]
     assert {"tpm", "max_parallel"} <= reasons or {"tpm", "rpm"} <= reasons
+    budget_plan = [("admit", 0, 0.0), ("settle", 1000, 0.0), ("admit", 0, 0.0)]
+    assert [s[1] for s in await _play(MemoryStore(), n + 1, budget_plan)] == ["", "budget"]  # type: ignore[index]
