@@ -58,7 +58,7 @@ def parse_query(params: Mapping[str, str], default_format: Format = "json") -> U
         raise ValueError(f"group must be one of day, key, model; got {group[:40]!r}")
     fmt = params.get("format") or default_format
     if fmt not in FORMATS:
-        raise ValueError(f"format must be json or csv; got {fmt[:40]!r}")
+        raise ValueError(f"format must be json, csv or table; got {fmt[:40]!r}")
     where = UsageFilter(params.get("key") or None, params.get("model") or None, first, last)
     return UsageQuery(where, group, fmt)
 
@@ -93,7 +93,9 @@ def total(rows: Sequence[UsageRow]) -> dict[str, int | float]:
 
 
 def render(rows: Sequence[UsageRow], query: UsageQuery) -> tuple[str, bytes]:
-    """(content type, body) for the admin route: JSON `{group, from, to, rows, total}` or CSV."""
+    """(content type, body): JSON `{group, from, to, rows, total}`, CSV, or the text table."""
+    if query.format == "table":
+        return "text/plain; charset=utf-8", table(rows, query.group).encode()
     grouped = group(rows, query.group)
     if query.format == "csv":
         out = io.StringIO()

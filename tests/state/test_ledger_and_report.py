@@ -55,6 +55,8 @@ def test_json_csv_and_table_carry_the_same_numbers(found: list[UsageRow], by: re
     assert [int(line[table[0].index("requests")]) for line in table[1:]] == [
         r["requests"] for r in doc["rows"]
     ]
+    kind, body = report.render(found, q._replace(format="table"))
+    assert kind.startswith("text/plain") and body.decode() == report.table(found, by)
     text = report.table(found, by)
     assert text.splitlines()[-1].split()[0] == "total"
     assert str(doc["total"]["requests"]) in text.splitlines()[-1].split()
