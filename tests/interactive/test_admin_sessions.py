@@ -17,7 +17,7 @@ from proxy.app import _render
 from proxy.config import parse
 from proxy.interactive.sessions import scope
 from proxy.interactive.state import SessionState
-from proxy.reload import Runtime
+from proxy.runtime import Runtime
 
 ADMIN = {"authorization": "Bearer adm-test-key"}
 

@@ -4,9 +4,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from proxy import metrics
-from proxy.metrics import REGISTRY
-from proxy.telemetry import RequestRecord
+from proxy.observe import metrics
+from proxy.observe.metrics import REGISTRY
+from proxy.record import RequestRecord
 from tests.unit.test_metrics import parse
 
 
