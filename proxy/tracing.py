@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from proxy import exporters
 from proxy.errors import UpstreamFailure
+from proxy.redact import scrub
 from proxy.routing import TargetKey
 
 if TYPE_CHECKING:
@@ -186,6 +187,7 @@ class _Span:
             alias=rec.alias,
             backend=rec.backend,
             key_name=rec.key_name,
+            session=None if rec.session is None else scrub(rec.session),
             attempts=rec.attempts,
             cache=rec.cache,
             input_tokens=rec.tokens_in,
