@@ -20,7 +20,8 @@ from typing import NamedTuple
 from proxy import providers, redact, reload_guard, watch, workers
 from proxy.auth import Keyring
 from proxy.config import Backend, Config, ConfigError, Problem, Settings, parse
-from proxy.interactive.sessions import MemorySessions, SessionStore
+from proxy.interactive.redis_sessions import open_sessions
+from proxy.interactive.sessions import SessionStore
 from proxy.providers.base import Adapter
 from proxy.providers.transport import Transport
 from proxy.routing import RouteTable
@@ -74,9 +75,8 @@ class Runtime:
         settings = workers.current()
         self.path = path
         self.circuits = CircuitTable()  # bounded for targets expanded from glob aliases
-        # Sized by the config this worker started with; a shared (Redis) store replaces it.
-        sized = config.settings.sessions
-        self.sessions: SessionStore = MemorySessions(sized.ttl, sized.max)
+        # Chosen by the config this worker started with: memory, or Redis when state names it.
+        self.sessions: SessionStore = open_sessions(config.settings)
         self.rng = random.Random()
         self.last_error: tuple[str, ...] = ()  # problems of the last failed reload
         self.reloads_ok = 0
@@ -210,5 +210,6 @@ class Runtime:
             transports[id(t)] = t
         self._retired = []
         await asyncio.gather(*(t.close() for t in transports.values()), return_exceptions=True)
+        await self.sessions.close()
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)

@@ -122,6 +122,8 @@ class SessionStore(Protocol):
 
     async def count(self) -> int: ...
 
+    async def close(self) -> None: ...
+
 
 class MemorySessions:
     """This worker's sessions; the least recently used go first once `max` are kept."""
@@ -143,3 +145,6 @@ class MemorySessions:
     async def count(self) -> int:
         self._cache.expire()
         return len(self._cache)
+
+    async def close(self) -> None:
+        self._cache.clear()
