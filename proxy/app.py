@@ -102,6 +102,9 @@ def _request_id_middleware(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
+_PROBES = frozenset({"/health", "/ready"})
+
+
 async def _refuse(send: asgi.Send, err: errors.ProxyError, headers: dict[bytes, bytes]) -> None:
     rid = headers.get(b"x-request-id", b"").decode("latin-1")[:128] or asgi.new_request_id()
     status, out, body = errors.render(err, "openai", rid)
@@ -123,7 +126,10 @@ class Gateway:
     async def _guard(self, scope: asgi.Scope, send: asgi.Send, settings: Settings) -> bool:
         """Refuse a rebinding Host; answer CORS preflights. True: go on with the request."""
         headers = asgi.headers_of(scope)
-        if not guard.host_allowed(headers.get(b"host"), settings.allowed_hosts, self._bind):
+        probe = scope["path"] in _PROBES  # reveal nothing; orchestrators call them by IP
+        if not probe and not guard.host_allowed(
+            headers.get(b"host"), settings.allowed_hosts, self._bind
+        ):
             host = guard.host_name(headers.get(b"host", b""))
             err = errors.Forbidden(
                 f"host {host!r} is not served here: add it to settings.allowed_hosts "
