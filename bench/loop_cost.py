@@ -9,6 +9,8 @@
 3. Getting that text out of whole frames with `streamtext.split` (a regex, no JSON decode),
    which loop detection needs on the pass-through path; full SSE + JSON decoding is timed
    too, for comparison.
+Then 1 again with `loop_detection: {enabled: true}`: the end-to-end difference (noisy: the
+gateway's CPU is read in clock ticks, so use enough chunks and rounds).
 The upstream paces its chunks (`--interval`, 1 ms by default) so each arrives on its own, as
 a model's tokens do. Prints each per-chunk cost and its share of 1. Linux only (/proc).
 """
@@ -69,11 +71,15 @@ def _group_cpu(pgid: int) -> float:
     return total / tick
 
 
-def gateway_cpu_per_chunk(pieces: list[str], rounds: int, interval: float) -> float:
+def gateway_cpu_per_chunk(
+    pieces: list[str], rounds: int, interval: float, loops: bool = False
+) -> float:
     with tempfile.TemporaryDirectory() as tmp, FakeUpstream(models=("m",)) as up:
         config = RoutesFile(Path(tmp))(
             f"""
             version: 1
+            settings:
+              loop_detection: {{enabled: {"true" if loops else "false"}}}
             backends:
               up: {{type: openai, base_url: "{up.url}", api_key: k}}
             models:
@@ -170,6 +176,7 @@ def main() -> None:
     args = parser.parse_args()
     pieces = _pieces(args.chunks, seed=1)
     gateway = gateway_cpu_per_chunk(pieces, args.rounds, args.interval)
+    enabled = gateway_cpu_per_chunk(pieces, args.rounds, args.interval, loops=True)
     detector = detector_per_chunk(pieces, args.rounds)
     extraction = extraction_per_chunk(pieces, args.rounds, args.frames_per_read)
     decoding = decoding_per_chunk(pieces, args.rounds, args.frames_per_read)
@@ -181,6 +188,8 @@ def main() -> None:
     print(f"text from frames (streamtext):    {extraction * 1e6:8.2f} us  ({share:.1%})")
     both = detector + extraction
     print(f"detection in all, per chunk:      {both * 1e6:8.2f} us  ({both / gateway:.1%})")
+    change = enabled / gateway - 1
+    print(f"gateway CPU per chunk, detection on: {enabled * 1e6:5.2f} us  ({change:+.1%})")
     print(
         f"(full SSE + JSON decode instead:  {decoding * 1e6:8.2f} us  ({decoding / gateway:.1%}))"
     )
