@@ -96,6 +96,13 @@ class NoTarget(ProxyError):
     code = "no_available_target"
 
 
+class ShuttingDown(ProxyError):
+    """This gateway process is stopping; another instance (or a retry) will answer."""
+
+    status, type, anthropic_type = 503, "service_unavailable", "overloaded_error"
+    code = "shutting_down"
+
+
 class GatewayTimeout(ProxyError):
     status, type, anthropic_type = 504, "timeout_error", "timeout_error"
     code = "upstream_timeout"
