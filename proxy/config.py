@@ -16,6 +16,9 @@ from typing import Literal
 import msgspec
 import yaml
 
+from proxy.config_backends import FIELDS as _NEW_BACKEND_FIELDS
+from proxy.config_backends import OptionValue
+from proxy.config_backends import read as _read_new_fields
 from proxy.config_yaml import (
     Fields,
     Problem,
@@ -35,6 +38,7 @@ from proxy.config_yaml import (
     size,
     text,
 )
+from proxy.template import HttpTemplate
 
 __all__ = [
     "Backend",
@@ -82,11 +86,16 @@ class Secret:
 
 LogPrompts = Literal["none", "redacted", "full"]
 OnDisconnect = Literal["cancel", "drain"]
-BackendType = Literal["openai", "azure", "anthropic", "gemini", "mock"]
+BackendType = Literal[
+    "openai", "azure", "anthropic", "gemini", "mock", "ollama", "http", "huggingface"
+]
 Strategy = Literal["weighted", "least_busy", "latency"]
 _LOG_PROMPTS: tuple[LogPrompts, ...] = ("none", "redacted", "full")
 _ON_DISCONNECT: tuple[OnDisconnect, ...] = ("cancel", "drain")
-_BACKEND_TYPES: tuple[BackendType, ...] = ("openai", "azure", "anthropic", "gemini", "mock")
+_BACKEND_TYPES: tuple[BackendType, ...] = (
+    *("openai", "azure", "anthropic", "gemini", "mock"),
+    *("ollama", "http", "huggingface"),
+)
 _STRATEGIES: tuple[Strategy, ...] = ("weighted", "least_busy", "latency")
 
 
@@ -123,6 +132,11 @@ class Backend(msgspec.Struct, frozen=True, kw_only=True):
     interval: float = 0.0  # mock only: seconds between stream chunks
     tokens: int = 16  # mock only: completion tokens produced
     chunks: int = 0  # mock only: content chunks in a stream; 0 = one per token
+    options: tuple[tuple[str, OptionValue], ...] = ()  # ollama only: `options` defaults
+    keep_alive: str | None = None  # ollama only: how long the model stays loaded
+    discover: float = 0.0  # seconds between model listings; 0: no discovery
+    prefix: str = ""  # discovered models are routed as PREFIX/NAME
+    template: HttpTemplate | None = None  # http only: request and response description
 
     @property
     def enabled(self) -> bool:
@@ -201,6 +215,7 @@ _MOCK_KNOBS = ("latency", "interval", "tokens", "chunks")
 _BACKEND = (
     *("type", "base_url", "api_key", "api_version", "headers", "max_connections", "stream"),
     *_MOCK_KNOBS,
+    *_NEW_BACKEND_FIELDS,
 )
 _MODEL = ("targets", "strategy")
 _TARGET = ("backend", "model", "priority", "weight")
@@ -209,6 +224,8 @@ _DEFAULT_URLS: dict[BackendType, str] = {
     "openai": "https://api.openai.com/v1",
     "anthropic": "https://api.anthropic.com",
     "gemini": "https://generativelanguage.googleapis.com",
+    "ollama": "http://127.0.0.1:11434",
+    "huggingface": "https://router.huggingface.co/v1",
 }
 _AZURE_API_VERSION = "2024-10-21"
 _BACKEND_NAME = re.compile(r"[!-~]+")  # visible ASCII: it goes out in x-proxy-backend
@@ -292,8 +309,18 @@ def _backend(r: Reader, name: str, key: yaml.Node, node: yaml.Node) -> Backend:
     base_url = r.get(f, "base_url", _url, "")
     if not base_url and kind == "azure":
         r.problem(key, f"azure backend {name!r} needs base_url: https://RESOURCE.openai.azure.com")
+    if not base_url and kind == "http":
+        r.problem(key, f"http backend {name!r} needs base_url: http://HOST:PORT")
     api_key, disabled = _api_key(r, name, f)
+    if kind == "huggingface" and "api_key" not in f:
+        api_key, disabled = _hf_token(r, name, key, base_url)
+    extra = _read_new_fields(r, name, kind, key, f)
     d = Backend(name=name, type="mock")
+    stream = r.get(f, "stream", boolean, d.stream)
+    if extra.template is not None and extra.template.stream_format is None:
+        if "stream" in f and stream:
+            r.problem(f["stream"][1], "stream: true needs response.stream: {format: ndjson|sse}")
+        stream = False  # the gateway synthesizes the stream from the whole answer
     return Backend(
         name=name,
         type=kind or "mock",  # "mock" only stands in while a problem is being reported
@@ -302,13 +329,29 @@ def _backend(r: Reader, name: str, key: yaml.Node, node: yaml.Node) -> Backend:
         api_version=r.get(f, "api_version", text, _AZURE_API_VERSION if kind == "azure" else None),
         headers=_headers(r, name, f["headers"][1]) if "headers" in f else (),
         max_connections=r.get(f, "max_connections", integer(1), d.max_connections),
-        stream=r.get(f, "stream", boolean, d.stream),
+        stream=stream,
         disabled=disabled,
         latency=r.get(f, "latency", duration(positive=False), d.latency),
         interval=r.get(f, "interval", duration(positive=False), d.interval),
         tokens=r.get(f, "tokens", integer(1), d.tokens),
         chunks=r.get(f, "chunks", integer(0), d.chunks),
+        **extra._asdict(),
     )
+
+
+def _hf_token(
+    r: Reader, name: str, key: yaml.Node, base_url: str
+) -> tuple[Secret | None, str | None]:
+    """A huggingface backend without api_key: the token from HF_TOKEN. Only HF's own router
+    needs one; a self-hosted TGI/TEI endpoint (base_url given) may take none."""
+    token = r.env.get("HF_TOKEN", "")
+    if token:
+        return Secret(token), None
+    if base_url:
+        return None, None
+    why = "no token (set HF_TOKEN or api_key)"
+    r.warn(key, f"backend {name!r} is disabled: {why}")
+    return None, why
 
 
 def _url(s: Scalar) -> str:

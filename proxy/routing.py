@@ -6,6 +6,7 @@ the longest literal prefix wins (then the longest pattern, then file order). `*`
 target's model is replaced by the text the glob's first `*` matched.
 """
 
+import copy
 import random
 import re
 from collections.abc import Callable, Sequence
@@ -88,6 +89,23 @@ class RouteTable:
         return Route(
             model.alias, model.strategy, _tiers(model.targets, name, matched, self._enabled)
         )
+
+    def extended(self, models: Sequence[Model]) -> "RouteTable":
+        """A new table that also routes `models` (discovered ones: exact aliases, one target
+        each). An alias the config already names keeps its configured route; this table is
+        left as it was."""
+        table = copy.copy(self)
+        table._exact = dict(self._exact)
+        table._routes = {}
+        listed = list(self.aliases)
+        for model in models:
+            if "*" in model.alias or model.alias in table._exact:
+                continue
+            table._exact[model.alias] = model
+            if any(t.backend in self._enabled for t in model.targets):
+                listed.append(model.alias)
+        table.aliases = tuple(listed)
+        return table
 
     def suggestions(self, limit: int = 5) -> list[str]:
         """A few routable names for 'unknown model' messages."""

@@ -9,9 +9,12 @@ from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from proxy.config import Backend
+    from proxy.translate import Translator
 
-Wire = Literal["openai", "anthropic", "gemini"]
+Wire = Literal["openai", "anthropic", "gemini", "ollama", "http"]
 Header = tuple[str, str]
+# How a streamed answer is framed: SSE events, or one JSON document per line (Ollama).
+Framing = Literal["sse", "ndjson"]
 
 # Front-door endpoints, by the path the client used (query strings never matter).
 Endpoint = Literal["chat", "completions", "embeddings", "messages", "count_tokens"]
@@ -26,6 +29,10 @@ class UpstreamRequest(NamedTuple):
 
 class Adapter(Protocol):
     wire: Wire  # what the backend speaks
+    framing: Framing  # how its streams are framed
+    # The backend's own translator, when its mapping is configuration (type: http); None:
+    # `translate.pick(front, wire)` finds it. `translate.choose` asks both.
+    translator: "Translator | None"
 
     def build(
         self,
@@ -53,6 +60,8 @@ class HttpAdapter:
 
     AUTH_HEADER = "authorization"
     AUTH_PREFIX = "Bearer "
+    framing: Framing = "sse"
+    translator: "Translator | None" = None
 
     def __init__(self, backend: "Backend") -> None:
         self._base = backend.base_url.rstrip("/")

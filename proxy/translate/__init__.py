@@ -72,9 +72,11 @@ def pick(front: str, backend: str) -> Translator | None:
     if not _TABLE:  # filled on first use: the modules import this package
         from proxy.translate import (
             anthropic_gemini,
+            anthropic_ollama,
             anthropic_openai,
             openai_anthropic,
             openai_gemini,
+            openai_ollama,
         )
 
         _TABLE.update(
@@ -83,12 +85,29 @@ def pick(front: str, backend: str) -> Translator | None:
                 ("openai", "gemini"): openai_gemini,
                 ("anthropic", "openai"): anthropic_openai,
                 ("anthropic", "gemini"): anthropic_gemini,
+                ("openai", "ollama"): openai_ollama,
+                ("anthropic", "ollama"): anthropic_ollama,
             }
         )
     found = _TABLE.get((front, backend))
     if found is None:
         raise ValueError(f"no translation from {front!r} clients to {backend!r} backends")
     return found
+
+
+def choose(front: str, wire: str, own: Translator | None) -> Translator | None:
+    """The translator for a client on a backend: the backend's `own` when its mapping is
+    configuration (`Adapter.translator`, type: http; OpenAI-front, so Anthropic clients get
+    it composed), else `pick(front, wire)`."""
+    if own is None:
+        return pick(front, wire)
+    if front == "openai":
+        return own
+    if front == "anthropic":
+        from proxy.translate.compose import Composed
+
+        return Composed(own)
+    raise ValueError(f"no translation from {front!r} clients to this backend")
 
 
 # -- finish / stop reasons --------------------------------------------------------------------
