@@ -307,6 +307,9 @@ def _backend(r: Reader, name: str, key: yaml.Node, node: yaml.Node) -> Backend:
     if "api_version" in f and kind not in (None, "azure"):
         r.problem(f["api_version"][0], "api_version applies only to type: azure backends")
     base_url = r.get(f, "base_url", _url, "")
+    if kind == "ollama" and base_url.endswith("/v1"):  # the OpenAI-compatible root, pasted
+        r.warn(f["base_url"][1], "an ollama backend's base_url is the server root: '/v1' dropped")
+        base_url = base_url.removesuffix("/v1")
     if not base_url and kind == "azure":
         r.problem(key, f"azure backend {name!r} needs base_url: https://RESOURCE.openai.azure.com")
     if not base_url and kind == "http":

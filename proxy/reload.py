@@ -22,7 +22,8 @@ from typing import NamedTuple
 
 from proxy import providers, redact
 from proxy.auth import Keyring
-from proxy.config import Backend, Config, ConfigError, Problem, Settings, parse
+from proxy.config import Backend, Config, ConfigError, Model, Problem, Settings, parse
+from proxy.discovery import Discovery
 from proxy.limits import Limiter
 from proxy.providers.base import Adapter
 from proxy.resilience import Circuit
@@ -98,7 +99,20 @@ class Runtime:
         stamp = os.environ.get(STAMP_ENV)
         self._stamp = Path(stamp) if stamp else None
         self._stamp_sig = _signature(self._stamp) if self._stamp else None
+        # Models listed by `discover` backends: routed (and shown in /v1/models) as PREFIX/NAME.
+        self.discovered: tuple[Model, ...] = ()
+        self._discovery = Discovery(self._on_discovered)
         self.snapshot = self._build(config, None)  # `serve` logged this config's warnings
+
+    def _table(self, config: Config) -> RouteTable:
+        names = {b.name for b in config.backends}
+        found = [m for m in self.discovered if m.targets[0].backend in names]
+        return RouteTable(config).extended(found) if found else RouteTable(config)
+
+    def _on_discovered(self, models: tuple[Model, ...]) -> None:
+        self.discovered = models
+        old = self.snapshot
+        self.snapshot = old._replace(table=self._table(old.config))  # one swap, as a reload
 
     def _build(self, config: Config, old: Snapshot | None) -> Snapshot:
         backends: dict[str, BackendState] = {}
@@ -119,7 +133,7 @@ class Runtime:
         generation = old.generation + 1 if old is not None else 1
         return Snapshot(
             config,
-            RouteTable(config),
+            self._table(config),
             Keyring.build(config.keys),
             backends,
             generation,
@@ -156,6 +170,7 @@ class Runtime:
                     )
                 return ReloadResult(False, self.snapshot.generation, self.last_error)
             new = self._swap(config)
+            await self._discovery.update(config.backends)  # list at once; warns, never fails
             redact.remember(config)  # new secrets are masked in logs from now on
             self.reloads_ok += 1
             self.last_error = ()
@@ -187,6 +202,7 @@ class Runtime:
     async def watch(self) -> None:
         """Poll the config file and the stamp; reload on a settled change. Runs until cancelled."""
         pending: tuple[int, int, int] | None = None
+        await self._discovery.update(self.snapshot.config.backends)  # at start
         while True:
             await asyncio.sleep(POLL)
             self._close_retired()
@@ -218,6 +234,7 @@ class Runtime:
         self._retired = keep
 
     async def close(self) -> None:
+        await self._discovery.close()
         transports = {id(s.transport): s.transport for s in self.snapshot.backends.values()}
         for t in self._retired:
             transports[id(t)] = t
