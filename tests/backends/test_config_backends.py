@@ -203,3 +203,14 @@ def test_any_unknown_placeholder_is_a_check_error(name: str) -> None:
         assert any("placeholder" in p.message and p.line == 11 for p in err.problems)
         return
     assert name.strip() in PLACEHOLDERS  # `{{ prompt }}` is the same placeholder
+
+
+def test_the_readme_template_example_checks_clean() -> None:
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    example = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
+    c = parse("version: 1\n" + example, {}, "README.md")
+    (b,) = c.backends
+    assert b.template is not None and b.template.stream_format == "ndjson"
+    assert c.warnings == ()
