@@ -55,7 +55,8 @@ def read(r: Reader, name: str, backend_type: str | None, key: yaml.Node, f: Fiel
             r.problem(f[field][0], f"{field} applies only to type: http backends")
     default_interval = DISCOVER_DEFAULT if backend_type == "ollama" else 0.0
     discover = _discover(r, f["discover"][1]) if "discover" in f else default_interval
-    prefix = r.get(f, "prefix", _prefix, "ollama" if backend_type == "ollama" else "")
+    default_prefix = "ollama" if backend_type == "ollama" else name if discover else ""
+    prefix = r.get(f, "prefix", _prefix, default_prefix)
     template = None
     if backend_type == "http":
         template = _template(r, name, key, f)
