@@ -17,7 +17,7 @@ import msgspec
 import yaml
 
 from proxy.config_backends import FIELDS as _NEW_BACKEND_FIELDS
-from proxy.config_backends import OptionValue
+from proxy.config_backends import OptionValue, hf_token
 from proxy.config_backends import read as _read_new_fields
 from proxy.config_yaml import (
     Fields,
@@ -316,7 +316,8 @@ def _backend(r: Reader, name: str, key: yaml.Node, node: yaml.Node) -> Backend:
         r.problem(key, f"http backend {name!r} needs base_url: http://HOST:PORT")
     api_key, disabled = _api_key(r, name, f)
     if kind == "huggingface" and "api_key" not in f:
-        api_key, disabled = _hf_token(r, name, key, base_url)
+        token, disabled = hf_token(r, name, key, given_url=base_url)
+        api_key = Secret(token) if token else None
     extra = _read_new_fields(r, name, kind, key, f)
     d = Backend(name=name, type="mock")
     stream = r.get(f, "stream", boolean, d.stream)
@@ -340,21 +341,6 @@ def _backend(r: Reader, name: str, key: yaml.Node, node: yaml.Node) -> Backend:
         chunks=r.get(f, "chunks", integer(0), d.chunks),
         **extra._asdict(),
     )
-
-
-def _hf_token(
-    r: Reader, name: str, key: yaml.Node, base_url: str
-) -> tuple[Secret | None, str | None]:
-    """A huggingface backend without api_key: the token from HF_TOKEN. Only HF's own router
-    needs one; a self-hosted TGI/TEI endpoint (base_url given) may take none."""
-    token = r.env.get("HF_TOKEN", "")
-    if token:
-        return Secret(token), None
-    if base_url:
-        return None, None
-    why = "no token (set HF_TOKEN or api_key)"
-    r.warn(key, f"backend {name!r} is disabled: {why}")
-    return None, why
 
 
 def _url(s: Scalar) -> str:

@@ -27,7 +27,7 @@ _REQUEST = ("method", "path", "stream_path", "body")
 _RESPONSE = ("text", "usage", "finish", "stream")
 _USAGE = ("prompt_tokens", "completion_tokens")
 _STREAM = ("format", "text")
-_METHODS = ("POST", "PUT", "GET")
+_METHODS = ("POST", "PUT")
 _FORMATS: tuple[StreamFormat, ...] = ("ndjson", "sse")
 _INT = "tag:yaml.org,2002:int"
 _FLOAT = "tag:yaml.org,2002:float"
@@ -67,6 +67,20 @@ def read(r: Reader, name: str, backend_type: str | None, key: yaml.Node, f: Fiel
         prefix=prefix,
         template=template,
     )
+
+
+def hf_token(
+    r: Reader, name: str, key: yaml.Node, *, given_url: str
+) -> tuple[str | None, str | None]:
+    """A huggingface backend without api_key: the token from HF_TOKEN, and why the backend is
+    disabled without one. Only HF's own router needs a token; a self-hosted TGI/TEI endpoint
+    (base_url given) may take none."""
+    token = r.env.get("HF_TOKEN", "")
+    if token or given_url:
+        return token or None, None
+    why = "no token (set HF_TOKEN or api_key)"
+    r.warn(key, f"backend {name!r} is disabled: {why}")
+    return None, why
 
 
 def _discover(r: Reader, node: yaml.Node) -> float:

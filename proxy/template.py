@@ -34,7 +34,7 @@ StreamFormat = Literal["ndjson", "sse"]
 class HttpTemplate(msgspec.Struct, frozen=True, kw_only=True):
     """A `type: http` backend's request and response description (see README)."""
 
-    method: str = "POST"
+    method: str = "POST"  # or PUT
     path: str = ""  # appended to base_url
     stream_path: str | None = None  # None: `path` for streams too
     body: str = "{}"  # the template, as JSON text (frozen config holds no dicts)

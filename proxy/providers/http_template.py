@@ -49,6 +49,4 @@ class HttpTemplateAdapter(HttpAdapter):
         headers = self.headers(forward, False)
         if stream:
             headers.append(("accept", _ACCEPT[self.framing]))
-        if self._t.method == "GET":  # a GET carries no body; the template still renders
-            return UpstreamRequest("GET", self._base + path, headers, b"")
         return UpstreamRequest(self._t.method, self._base + path, headers, body)

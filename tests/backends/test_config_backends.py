@@ -160,7 +160,7 @@ def test_template_errors_have_line_and_column() -> None:
         """
     )
     assert found == [
-        "routes.yaml:8:15: expected one of POST, PUT, GET; got 'PATCH'",
+        "routes.yaml:8:15: expected one of POST, PUT; got 'PATCH'",
         "routes.yaml:9:13: expected a URL path starting with /, like /generate",
         "routes.yaml:11:15: unknown placeholder {{promt}}; expected one of: "
         + ", ".join(PLACEHOLDERS),
