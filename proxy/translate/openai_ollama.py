@@ -204,7 +204,7 @@ def _embed(req: oa.EmbeddingRequest, model: str) -> ol.EmbedRequest:
 
 def response(body: bytes, model: str, *, id: str = "", created: int = 0) -> bytes:
     """Raises msgspec.DecodeError when `body` is not an Ollama answer."""
-    if b'"embeddings"' in body:
+    if "embeddings" in _shape.decode(body):
         return _embeddings(_embed_answer.decode(body), model)
     answer = _answer.decode(body)
     usage = _usage(answer)

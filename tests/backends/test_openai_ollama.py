@@ -171,6 +171,14 @@ def test_chat_answer_with_tool_calls_and_usage() -> None:
     assert out["object"] == "chat.completion"
 
 
+def test_a_chat_answer_that_mentions_embeddings_is_still_a_chat() -> None:
+    call = {"function": {"name": "store", "arguments": {"embeddings": [1]}}}
+    answer = {"message": {"role": "assistant", "content": "", "tool_calls": [call]}, "done": True}
+    out = json.loads(openai_ollama.response(json.dumps(answer).encode(), "m", id="chatcmpl-1"))
+    assert out["object"] == "chat.completion"
+    assert out["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == "store"
+
+
 def test_generate_and_embed_answers() -> None:
     gen = {"response": "hi there", "done": True, "done_reason": "length", "eval_count": 2}
     out = json.loads(openai_ollama.response(json.dumps(gen).encode(), "m", id="cmpl-1"))
