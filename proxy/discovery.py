@@ -20,7 +20,7 @@ from proxy.listing import discovered_routes, listing_request, parse_listing
 
 log = logging.getLogger("llm_proxy.discovery")
 
-TIMEOUT = 10.0  # seconds for one listing request, connect included
+TIMEOUT = 5.0  # seconds for one listing request, connect included (reloads wait for it)
 MAX_LISTING = 8 * 2**20  # bytes: a listing larger than this is refused
 
 
