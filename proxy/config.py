@@ -145,7 +145,12 @@ class Backend(msgspec.Struct, frozen=True, kw_only=True):
     def __repr__(self) -> str:
         # Header values may be tokens; keep them out of logs that print a Backend.
         masked = tuple((name, "***") for name, _ in self.headers)
-        return msgspec.Struct.__repr__(msgspec.structs.replace(self, headers=masked))
+        shown = msgspec.structs.replace(self, headers=masked)
+        if self.template is not None:  # `${VAR}`s in a body template may be secrets
+            shown = msgspec.structs.replace(
+                shown, template=msgspec.structs.replace(self.template, body="***")
+            )
+        return msgspec.Struct.__repr__(shown)
 
 
 class Target(msgspec.Struct, frozen=True, kw_only=True):

@@ -214,3 +214,27 @@ def test_the_readme_template_example_checks_clean() -> None:
     (b,) = c.backends
     assert b.template is not None and b.template.stream_format == "ndjson"
     assert c.warnings == ()
+
+
+def test_admin_view_shows_discovery_and_never_a_template_body() -> None:
+    from proxy.admin import config_view
+
+    c = _parse(
+        """
+        version: 1
+        backends:
+          local: {type: ollama}
+          internal:
+            type: http
+            base_url: http://h
+            request: {path: /g, body: {key: "${SECRET}", prompt: "{{prompt}}"}}
+            response: {text: t}
+        models: {}
+        """,
+        {"SECRET": "s3cr3t-value"},
+    )
+    view = config_view(c)["backends"]
+    assert view["local"]["discover"] == {"interval": 60.0, "prefix": "ollama"}
+    assert view["internal"]["request"] == {"method": "POST", "path": "/g"}
+    assert "s3cr3t-value" not in str(view)
+    assert "s3cr3t-value" not in repr(c.backends[1]) and "s3cr3t-value" not in str(c)
