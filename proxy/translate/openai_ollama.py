@@ -79,6 +79,8 @@ def options(
 
 
 def _chat(req: oa.ChatRequest, model: str, stream: bool) -> ol.ChatRequest:
+    if req.n not in (None, 1):
+        raise TranslationError("this model's backend gives one choice per request", "n")
     messages: list[ol.Message] = []
     names: dict[str, str] = {}  # tool_call id → function name, for tool results
     for i, m in enumerate(req.messages):

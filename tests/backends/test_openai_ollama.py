@@ -122,6 +122,7 @@ def test_tool_choice_none_drops_tools_and_a_schema_becomes_the_format() -> None:
         ),
         ({"model": "m", "messages": [{"role": "function", "content": "x"}]}, "messages[0].role"),
         ({"model": "m", "input": [[1, 2]]}, "input"),
+        ({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 2}, "n"),
         ({"model": "m", "prompt": ["a", "b"]}, "prompt"),
     ],
 )
