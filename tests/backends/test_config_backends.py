@@ -238,3 +238,24 @@ def test_admin_view_shows_discovery_and_never_a_template_body() -> None:
     assert view["internal"]["request"] == {"method": "POST", "path": "/g"}
     assert "s3cr3t-value" not in str(view)
     assert "s3cr3t-value" not in repr(c.backends[1]) and "s3cr3t-value" not in str(c)
+
+
+def test_llm_proxy_check_prints_template_errors_at_line_and_column(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    path = tmp_path / "routes.yaml"
+    path.write_text(
+        "version: 1\nbackends:\n  internal:\n    type: http\n    base_url: http://h\n"
+        '    request: {path: /g, body: {prompt: "{{promt}}"}}\n'
+        '    response: {text: "a..b"}\nmodels: {}\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "proxy", "check", str(path)],
+        capture_output=True, text=True, cwd=REPO, timeout=30, check=False,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert f"{path}:6:40: unknown placeholder {{{{promt}}}}" in done.stderr + done.stdout
+    assert f"{path}:7:22: path 'a..b' has an empty segment" in done.stderr + done.stdout
