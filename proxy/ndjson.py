@@ -17,10 +17,11 @@ class LineTooLong(ValueError):
 
 
 class Decoder:
-    __slots__ = ("_buf",)
+    __slots__ = ("_buf", "_max_line")
 
-    def __init__(self) -> None:
+    def __init__(self, max_line: int = MAX_LINE) -> None:
         self._buf = b""
+        self._max_line = max_line
 
     @property
     def pending(self) -> bool:
@@ -33,8 +34,8 @@ class Decoder:
         buf = self._buf + chunk if self._buf else chunk
         end = buf.rfind(b"\n")
         if end < 0:
-            if len(buf) > MAX_LINE:
-                raise LineTooLong(f"an NDJSON line is longer than {MAX_LINE} bytes")
+            if len(buf) > self._max_line:
+                raise LineTooLong(f"an NDJSON line grew past {self._max_line} bytes without ending")
             self._buf = buf
             return []
         self._buf = buf[end + 1 :]

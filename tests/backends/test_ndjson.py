@@ -57,9 +57,10 @@ def test_an_unterminated_last_line_comes_from_close_only() -> None:
 
 
 def test_a_line_past_the_limit_is_refused() -> None:
-    d = ndjson.Decoder()
+    d = ndjson.Decoder(max_line=8)
+    assert d.feed(b'{"a":1}\n{"b"') == [Event('{"a":1}')]
     try:
-        d.feed(b"x" * (ndjson.MAX_LINE + 1))
+        d.feed(b":22222}")
     except ndjson.LineTooLong:
         return
     raise AssertionError("an endless line was accepted")
