@@ -8,8 +8,6 @@ when not.
 import asyncio
 import hashlib
 import hmac
-import ipaddress
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -17,9 +15,10 @@ from typing import Any
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
 
-from proxy import auth, errors, metrics, redact
+from proxy import addresses, auth, errors, redact
 from proxy.config import Backend, Config
-from proxy.reload import Runtime, Snapshot
+from proxy.observe import metrics
+from proxy.runtime import Runtime, Snapshot
 
 
 def runtime_of(state: State) -> Runtime:
@@ -29,12 +28,7 @@ def runtime_of(state: State) -> Runtime:
 
 def _is_loopback(request: Request[Any, Any, Any]) -> bool:
     client = request.client
-    if client is None:
-        return False
-    try:
-        return ipaddress.ip_address(client.host).is_loopback
-    except ValueError:
-        return False
+    return client is not None and addresses.is_loopback(client.host)
 
 
 def _check_admin(request: Request[Any, Any, Any], snapshot: Snapshot) -> None:
@@ -126,27 +120,16 @@ def get_model(model_id: str, request: Request[Any, Any, Any], state: State) -> d
     caller = _caller(request, snapshot)
     alias = model_id.lstrip("/")
     if alias not in snapshot.table.aliases or not auth.allowed(caller, alias):
-        known = ", ".join(snapshot.table.suggestions()) or "none configured"
+        known = ", ".join(snapshot.table.suggestions(allowed=caller.models)) or "none"
         raise errors.UnknownModel(
             f"model '{alias}' is not routed here; known: {known}", param="model"
         )
     return _model_entry(alias, int(snapshot.loaded_at), _anthropic_shape(request))
 
 
-_SECRET_VALUE = re.compile(
-    r"(?i)^(bearer|basic|token)\s|^(sk|pk|rk|ak)[-_]|^AIza|^[A-Za-z0-9_\-+/=.]{24,}$"
-)
-
-
 def _redact_headers(headers: tuple[tuple[str, str], ...]) -> dict[str, str]:
     """Values of secret-sounding headers, and values that look like secrets, read `***`."""
-    return {
-        k: "***"
-        if any(h in k.lower() for h in redact.SECRET_HEADER_HINTS)
-        or _SECRET_VALUE.search(v.strip())
-        else v
-        for k, v in headers
-    }
+    return {k: "***" if redact.looks_secret(k, v) else v for k, v in headers}
 
 
 def _backend_view(b: Backend) -> dict[str, Any]:
@@ -216,6 +199,19 @@ def config_view(config: Config) -> dict[str, Any]:
     }
 
 
+def auth_view(config: Config) -> dict[str, Any]:
+    """Whether client auth and the admin key are on, and if off, whether on purpose."""
+    return {
+        "client_keys": None if config.keys is None else len(config.keys),
+        "client_auth": "on" if config.keys is not None else "off" if config.keys_off else "absent",
+        "admin_key": "on"
+        if config.settings.admin_key is not None
+        else "off"
+        if config.settings.admin_key_off
+        else "absent",
+    }
+
+
 @get("/admin/config", sync_to_thread=False)
 def admin_config(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
     runtime = runtime_of(state)
@@ -227,6 +223,7 @@ def admin_config(request: Request[Any, Any, Any], state: State) -> dict[str, Any
         "loaded_at": snapshot.loaded_at,
         "last_reload_error": list(runtime.last_error) or None,
         "reloads": {"ok": runtime.reloads_ok, "failed": runtime.reloads_failed},
+        "auth": auth_view(snapshot.config),
         "config": config_view(snapshot.config),
     }
 
@@ -277,13 +274,32 @@ async def admin_reload(request: Request[Any, Any, Any], state: State) -> Respons
 
 @get("/metrics", media_type="text/plain; version=0.0.4")
 async def metrics_endpoint(state: State) -> str:
-    """The whole gateway's metrics, every worker's included (see proxy/metrics.py)."""
+    """The whole gateway's metrics, every worker's included (see proxy/observe/metrics/)."""
     return await metrics.scrape(metrics.info_of(runtime_of(state)))
 
 
-_UI = Path(__file__).parent / "ui" / "index.html"
+_UI_DIR = Path(__file__).parent / "ui"
+_UI_TYPES = {  # Litestar adds "; charset=utf-8" to text/* itself
+    ".html": "text/html",
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+}
+# the page's files, by name: a fixed set read at import, so no request names a path
+_UI_FILES = {
+    p.name: (p, _UI_TYPES[p.suffix])
+    for p in sorted(_UI_DIR.iterdir())
+    if p.is_file() and p.suffix in _UI_TYPES
+}
 
 
-@get("/ui", media_type="text/html")
-async def ui() -> bytes:
-    return await asyncio.to_thread(_UI.read_bytes)
+@get(["/ui", "/ui/{name:str}"])
+async def ui(name: str = "index.html") -> Response[bytes]:
+    """The playground page and its static files (`proxy/ui/`); nothing else under /ui."""
+    found = _UI_FILES.get(name)
+    if found is None:
+        raise errors.NotFound(f"no such page file: {name!r}")
+    path, media_type = found
+    body = await asyncio.to_thread(path.read_bytes)
+    return Response(body, media_type=media_type, headers={"cache-control": "no-cache"})

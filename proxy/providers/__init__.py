@@ -10,7 +10,7 @@ from proxy.providers.huggingface import HuggingFaceAdapter
 from proxy.providers.mock import MockAdapter, MockTransport
 from proxy.providers.ollama import OllamaAdapter
 from proxy.providers.openai import OpenAIAdapter
-from proxy.upstream import HttpTransport, Transport
+from proxy.providers.transport import HttpTransport, Transport
 
 
 def adapter(backend: Backend) -> Adapter:

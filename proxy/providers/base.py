@@ -7,11 +7,22 @@ retries, streams or logs; `forward.py` does that the same way for every backend.
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
 
+from proxy.errors import UpstreamFailure, Wire
+
 if TYPE_CHECKING:
     from proxy.config import Backend
-    from proxy.translate import Translator
+    from proxy.translate.common import Translator
 
-Wire = Literal["openai", "anthropic", "gemini", "ollama", "http"]
+__all__ = [
+    "Adapter",
+    "Endpoint",
+    "Framing",
+    "Header",
+    "HttpAdapter",
+    "Unsupported",
+    "UpstreamRequest",
+    "Wire",
+]
 Header = tuple[str, str]
 # How a streamed answer is framed: SSE events, or one JSON document per line (Ollama).
 Framing = Literal["sse", "ndjson"]
@@ -50,8 +61,12 @@ class Adapter(Protocol):
         ...
 
 
-class Unsupported(Exception):
+class Unsupported(UpstreamFailure):
     """The backend has no equivalent of this endpoint (e.g. embeddings on Anthropic)."""
+
+    def __init__(self, endpoint: str) -> None:
+        super().__init__("unsupported", f"this backend does not serve {endpoint}")
+        self.endpoint = endpoint
 
 
 class HttpAdapter:

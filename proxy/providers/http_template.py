@@ -20,7 +20,7 @@ from proxy.providers.base import (
     Wire,
 )
 from proxy.template import HttpTemplate
-from proxy.translate import Translator
+from proxy.translate.common import Translator
 from proxy.translate.openai_http import HttpTranslator
 
 _ACCEPT: dict[Framing, str] = {"sse": "text/event-stream", "ndjson": "application/x-ndjson"}

@@ -18,7 +18,7 @@ import msgspec
 
 from proxy.config import Backend
 from proxy.providers.base import Endpoint, Framing, Header, Unsupported, UpstreamRequest, Wire
-from proxy.translate import Translator
+from proxy.translate.common import Translator
 
 _WORDS = [
     "the",

@@ -8,7 +8,8 @@ inner stream is always asked for usage so the outer `message_delta` carries it, 
 """
 
 from proxy.sse import Event
-from proxy.translate import StreamFactory, StreamTranslator, Translator, anthropic_openai
+from proxy.translate import anthropic_openai
+from proxy.translate.common import StreamFactory, StreamTranslator, Translator
 
 
 class _Stream:

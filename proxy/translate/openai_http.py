@@ -16,7 +16,7 @@ from msgspec import UNSET
 
 from proxy.sse import Event
 from proxy.template import HttpTemplate, Path, lookup, render
-from proxy.translate import (
+from proxy.translate.common import (
     StreamFactory,
     StreamTranslator,
     TranslationError,

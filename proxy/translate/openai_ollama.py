@@ -19,7 +19,7 @@ from typing import Any
 
 import msgspec
 
-from proxy.translate import (
+from proxy.translate.common import (
     TranslationError,
     decode_error,
     error_type,

@@ -14,7 +14,7 @@ import msgspec
 from msgspec import UNSET
 
 from proxy.sse import Event
-from proxy.translate import error_type, read_error
+from proxy.translate.common import error_type, read_error
 from schemas import ollama as ol
 from schemas import openai as oa
 

@@ -1,14 +1,11 @@
-"""Live routing state: notice a config change, build the new state whole, swap one reference.
+"""Live routing state: build the new state whole from a config, swap one reference.
 
 A request reads `runtime.snapshot` once and keeps that object: it sees the old table or the
 new, never a mix, and finishes on the one it started with. A bad edit never replaces a good
 config. Transports (connection pools) and circuit state of backends whose config did not
 change are carried into the new snapshot; the others are closed once their last request ends.
-
-Changes are noticed by polling the file (every `POLL` seconds, debounced so an editor's
-delete-then-rename burst is read once, whole), on SIGHUP, and on `POST /admin/reload`.
-With several granian workers, every worker watches on its own; admin reloads and SIGHUP
-also touch a shared stamp file (`LLM_PROXY_RELOAD_STAMP`) so that all workers reload.
+Noticing a change (file poll, stamp, SIGHUP) is `proxy.watch`'s job; `POST /admin/reload`
+calls `reload` directly.
 """
 
 import asyncio
@@ -20,21 +17,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
-from proxy import providers, redact
+from proxy import providers, redact, reload_guard, watch, workers
 from proxy.auth import Keyring
 from proxy.config import Backend, Config, ConfigError, Model, Problem, Settings, parse
 from proxy.discovery import Discovery
 from proxy.limits import Limiter
 from proxy.providers.base import Adapter
-from proxy.resilience import Circuit
-from proxy.routing import RouteTable, TargetKey
-from proxy.upstream import Transport
+from proxy.providers.transport import Transport
+from proxy.routing import RouteTable
+from proxy.targets import CircuitTable
 
 log = logging.getLogger("llm_proxy.reload")
 
-POLL = 0.25  # seconds between file checks: a change is live well within a second
-STAMP_ENV = "LLM_PROXY_RELOAD_STAMP"
-WORKERS_ENV = "LLM_PROXY_WORKER_COUNT"  # set by `serve`: rate limits are split across workers
+READ_TRIES = 3  # reads of a file that is being written before the reload gives up
 
 
 class BackendState(NamedTuple):
@@ -62,14 +57,6 @@ class ReloadResult(NamedTuple):
     problems: tuple[str, ...]
 
 
-def _signature(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
-
-
 def read_config(path: Path, env: Mapping[str, str]) -> Config:
     """Read and validate a config file (blocking: call it in a thread from async code)."""
     try:
@@ -85,9 +72,10 @@ class Runtime:
     """This worker's routing state and the circuits that outlive reloads."""
 
     def __init__(self, path: Path, config: Config) -> None:
+        settings = workers.current()
         self.path = path
-        self.circuits: dict[TargetKey, Circuit] = {}
-        self.limiter = Limiter(int(os.environ.get(WORKERS_ENV, "1") or 1))
+        self.circuits = CircuitTable()  # bounded for targets expanded from glob aliases
+        self.limiter = Limiter(settings.worker_count)
         self.rng = random.Random()
         self.last_error: tuple[str, ...] = ()  # problems of the last failed reload
         self.reloads_ok = 0
@@ -95,14 +83,13 @@ class Runtime:
         self._retired: list[Transport] = []
         self._closing: set[asyncio.Future[None]] = set()
         self._lock = asyncio.Lock()
-        self._file_sig = _signature(path)
-        stamp = os.environ.get(STAMP_ENV)
-        self._stamp = Path(stamp) if stamp else None
-        self._stamp_sig = _signature(self._stamp) if self._stamp else None
+        self.file_sig = watch.signature(path)
+        self.stamp = watch.Stamp(settings.stamp_path) if settings.stamp_path else None
         # Models listed by `discover` backends: routed (and shown in /v1/models) as PREFIX/NAME.
         self.discovered: tuple[Model, ...] = ()
         self._discovery = Discovery(self._on_discovered)
         self.snapshot = self._build(config, None)  # `serve` logged this config's warnings
+        self.circuits.pin(self.snapshot.table.fixed_targets())
 
     def _table(self, config: Config) -> RouteTable:
         names = {b.name for b in config.backends}
@@ -113,6 +100,7 @@ class Runtime:
         self.discovered = models
         old = self.snapshot
         self.snapshot = old._replace(table=self._table(old.config))  # one swap, as a reload
+        self.circuits.pin(self.snapshot.table.fixed_targets())
 
     def _build(self, config: Config, old: Snapshot | None) -> Snapshot:
         backends: dict[str, BackendState] = {}
@@ -151,24 +139,18 @@ class Runtime:
         changed = {n for n, s in old.backends.items() if new.backends.get(n) is not s}
         for key in [k for k in self.circuits if k.backend in changed]:
             del self.circuits[key]
+        self.circuits.pin(new.table.fixed_targets())
         return new
 
     async def reload(self, reason: str) -> ReloadResult:
         async with self._lock:
-            self._file_sig = _signature(self.path)
             try:
-                config = await asyncio.to_thread(read_config, self.path, dict(os.environ))
+                config = await asyncio.to_thread(self._read_whole)
             except ConfigError as err:
-                self.reloads_failed += 1
-                self.last_error = tuple(str(p) for p in err.problems)
-                for line in self.last_error:
-                    log.error(
-                        "config reload (%s) rejected, keeping generation %d: %s",
-                        reason,
-                        self.snapshot.generation,
-                        line,
-                    )
-                return ReloadResult(False, self.snapshot.generation, self.last_error)
+                return self._reject(reason, tuple(str(p) for p in err.problems))
+            refused = reload_guard.dropped_auth(self.snapshot.config, config)
+            if refused:
+                return self._reject(reason, refused, loud=True)
             new = self._swap(config)
             await self._discovery.update(config.backends)  # list at once; warns, never fails
             redact.remember(config)  # new secrets are masked in logs from now on
@@ -184,45 +166,49 @@ class Runtime:
             )
             return ReloadResult(True, new.generation, ())
 
+    def _read_whole(self) -> Config:
+        """The config as one unchanged file: a read that overlapped a write is read again."""
+        for _ in range(READ_TRIES):
+            before = watch.signature(self.path)
+            try:
+                config = read_config(self.path, dict(os.environ))
+            finally:
+                self.file_sig = watch.signature(self.path)
+            if before == self.file_sig:
+                return config
+        raise ConfigError(
+            (Problem(str(self.path), 1, 1, "the file kept changing while it was read"),)
+        )
+
+    def _reject(self, reason: str, problems: tuple[str, ...], loud: bool = False) -> ReloadResult:
+        """Keep serving the current config; `loud` for refusals that protect auth."""
+        self.reloads_failed += 1
+        self.last_error = problems
+        for line in problems:
+            log.log(
+                logging.CRITICAL if loud else logging.ERROR,
+                "config reload (%s) rejected, keeping generation %d: %s",
+                reason,
+                self.snapshot.generation,
+                line,
+            )
+        return ReloadResult(False, self.snapshot.generation, problems)
+
     def _log_warnings(self, config: Config) -> None:
         for w in config.warnings:
             log.warning("%s", w)
 
     def broadcast(self) -> None:
         """Tell the other workers to reload (touch the shared stamp)."""
-        if self._stamp is None:
-            return
-        try:
-            self._stamp.touch()
-            os.utime(self._stamp, None)
-        except OSError as exc:
-            log.warning("cannot touch reload stamp %s: %s", self._stamp, exc.strerror)
-        self._stamp_sig = _signature(self._stamp)
+        if self.stamp is not None:
+            self.stamp.touch()
 
     async def watch(self) -> None:
-        """Poll the config file and the stamp; reload on a settled change. Runs until cancelled."""
-        pending: tuple[int, int, int] | None = None
+        """Reload on a settled change of the file or the stamp. Runs until cancelled."""
         await self._discovery.update(self.snapshot.config.backends)  # at start
-        while True:
-            await asyncio.sleep(POLL)
-            self._close_retired()
-            if self._stamp is not None:
-                sig = _signature(self._stamp)
-                if sig != self._stamp_sig:
-                    self._stamp_sig = sig
-                    await self.reload("reload requested")
-                    continue
-            sig = _signature(self.path)
-            if sig is None or sig == self._file_sig:
-                pending = None  # a missing file (mid-rename) is not an edit: keep serving
-                continue
-            if sig != pending:
-                pending = sig  # debounce: act once the file has stopped changing
-                continue
-            pending = None
-            await self.reload("file changed")
+        await watch.watch(self, self.stamp)
 
-    def _close_retired(self) -> None:
+    def close_retired(self) -> None:
         keep: list[Transport] = []
         for t in self._retired:
             if t.in_flight <= 0:
