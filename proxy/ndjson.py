@@ -7,13 +7,9 @@ stream yields the same events; blank lines are skipped; `\\r\\n` and `\\n` both 
 a last line without its newline is returned by `close()`, never by `feed`.
 """
 
-from proxy.sse import Event
+from proxy.sse import Event, LineTooLong
 
 MAX_LINE = 16 * 2**20  # a longer line without a newline is not NDJSON
-
-
-class LineTooLong(ValueError):
-    """The upstream sent more than `MAX_LINE` bytes without a newline."""
 
 
 class Decoder:

@@ -13,6 +13,7 @@ from proxy.translate import (
     anthropic_openai,
     openai_anthropic,
     openai_gemini,
+    openai_http,
     openai_ollama,
 )
 from proxy.translate.common import (
@@ -22,7 +23,7 @@ from proxy.translate.common import (
 )
 from proxy.translate.compose import Composed
 
-__all__ = ["StreamTranslator", "TranslationError", "Translator", "choose", "pick"]
+__all__ = ["StreamTranslator", "TranslationError", "Translator", "choose", "error", "pick"]
 
 _TABLE: dict[tuple[str, str], Translator] = {
     ("openai", "anthropic"): openai_anthropic,
@@ -55,3 +56,15 @@ def choose(front: str, wire: str, own: Translator | None) -> Translator | None:
     if front == "anthropic":
         return Composed(own)
     raise ValueError(f"no translation from {front!r} clients to this backend")
+
+
+def error(front: str, wire: str, status: int, body: bytes) -> bytes | None:
+    """An upstream error body in the client's protocol; None when the protocols are the same.
+    `type: http` errors need no template (any error shape is read), so none is asked for."""
+    if front == wire:
+        return None
+    if wire == "http":
+        out = openai_http.error(status, body)
+        return out if front == "openai" else anthropic_openai.error(status, out)
+    found = pick(front, wire)
+    return found.error(status, body) if found is not None else None

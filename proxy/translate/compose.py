@@ -23,7 +23,9 @@ class _Stream:
 
     @property
     def finish(self) -> str | None:
-        return self._outer.finish
+        # The inner stream may know its finish before it has sent it (a `type: http` server
+        # whose end is the end of the body): `close()` then carries it through the outer.
+        return self._outer.finish or self._inner.finish
 
     def feed(self, event: Event) -> list[Event]:
         return [out for pivot in self._inner.feed(event) for out in self._outer.feed(pivot)]

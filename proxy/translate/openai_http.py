@@ -129,8 +129,7 @@ class HttpTranslator:
         return _encode(out)
 
     def error(self, status: int, body: bytes) -> bytes:
-        up = read_error(status, body)
-        return _encode(oa.ErrorEnvelope(oa.ErrorBody(message=up.message, type=error_type(status))))
+        return error(status, body)
 
     @property
     def Stream(self) -> StreamFactory:
@@ -138,6 +137,12 @@ class HttpTranslator:
             return HttpStream(self._t, model, include_usage=include_usage, id=id, created=created)
 
         return make
+
+
+def error(status: int, body: bytes) -> bytes:
+    """Any upstream error body (its shape is not configured) → an OpenAI error."""
+    up = read_error(status, body)
+    return _encode(oa.ErrorEnvelope(oa.ErrorBody(message=up.message, type=error_type(status))))
 
 
 def _show(path: Path) -> str:

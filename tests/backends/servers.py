@@ -175,9 +175,9 @@ async def _answer(
 
 
 class NestedServer(Served):
-    """Custom shape A: `POST /v2/infer {"inputs": {"prompt", "history"}, "params": {...}}`
-    → `{"output": {"text", "stop"}, "meta": {"tokens_in", "tokens_out"}}`; NDJSON stream at
-    `/v2/infer/stream`, `{"delta": {"text"}}` lines then `{"final": {"stop", ...}}`."""
+    """Custom shape A: `POST /v2/infer {"inputs": {"prompt", "history"}, "params": {...}}` →
+    `{"output": {"text"}, "final": {"stop"}, "meta": {"tokens_in", "tokens_out"}}`; an NDJSON
+    stream at `/v2/infer/stream`: `{"delta": {"text"}}` lines, then `{"final": ..., "meta"}`."""
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -192,7 +192,8 @@ class NestedServer(Served):
         body = await self._record(request)
         text = "".join(self._reply(body))
         meta = {"tokens_in": 11, "tokens_out": 4}
-        return web.json_response({"output": {"text": text, "stop": "eos"}, "meta": meta})
+        final = {"stop": "max_length"}  # where the stream's last line has it too
+        return web.json_response({"output": {"text": text}, "final": final, "meta": meta})
 
     async def _stream(self, request: web.Request) -> web.StreamResponse:
         body = await self._record(request)
