@@ -25,6 +25,8 @@ from proxy import admin, asgi, errors, redact, telemetry, workers
 from proxy.front.api import Api
 from proxy.observe import metrics
 from proxy.runtime import Runtime, read_config
+from proxy.state.connect import state_dir
+from proxy.state.governor import Governor
 
 log = logging.getLogger("llm_proxy")
 
@@ -116,6 +118,13 @@ def create_app(path: Path | None = None) -> Gateway:
         redact.remember(config)
         api.runtime = runtime
         app.state.runtime = runtime
+        governor = await Governor.start(
+            config.settings,
+            workers.current().worker_count,
+            state_dir(os.environ, Path.home()),
+            os.environ,
+        )
+        api.governor = app.state.governor = governor
         loop = asyncio.get_running_loop()
         reloads: set[asyncio.Task[Any]] = set()
 
@@ -141,8 +150,10 @@ def create_app(path: Path | None = None) -> Gateway:
                     await task
             for task in list(reloads):
                 task.cancel()
+            await asyncio.gather(*reloads, return_exceptions=True)  # cancelled, then awaited
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signal.SIGHUP)
+            await governor.close()  # the ledger's last second is written
             await runtime.close()
             telemetry.shutdown()
 
@@ -156,6 +167,7 @@ def create_app(path: Path | None = None) -> Gateway:
             admin.admin_backends,
             admin.admin_reload,
             admin.metrics_endpoint,
+            admin.admin_usage,
             admin.ui,
         ],
         lifespan=[lifespan],

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from proxy.config import Config, Model, Target
+from proxy.config import Config, Model, Price, Target
 
 
 class TargetKey(NamedTuple):
@@ -30,6 +30,7 @@ class Candidate(NamedTuple):
     # The target's model as configured (`vendor-*`, or the alias pattern `up/*` when the target
     # names no model): a bounded metric label, where `key.model` is the client's expanded text.
     label: str = ""
+    price: Price | None = None  # USD per million tokens, when the target names one
 
 
 class Route(NamedTuple):
@@ -154,7 +155,7 @@ def _tiers(
         model = name if t.model is None else t.model.replace("*", matched)
         label = alias if t.model is None else t.model
         by_priority.setdefault(t.priority, []).append(
-            Candidate(TargetKey(t.backend, model), t.weight, t.priority, label)
+            Candidate(TargetKey(t.backend, model), t.weight, t.priority, label, t.price)
         )
     return tuple(tuple(by_priority[p]) for p in sorted(by_priority))
 

@@ -21,7 +21,6 @@ from proxy import providers, redact, reload_guard, watch, workers
 from proxy.auth import Keyring
 from proxy.config import Backend, Config, ConfigError, Model, Problem, Settings, parse
 from proxy.discovery import Discovery
-from proxy.limits import Limiter
 from proxy.providers.base import Adapter
 from proxy.providers.transport import Transport
 from proxy.routing import RouteTable
@@ -75,7 +74,6 @@ class Runtime:
         settings = workers.current()
         self.path = path
         self.circuits = CircuitTable()  # bounded for targets expanded from glob aliases
-        self.limiter = Limiter(settings.worker_count)
         self.rng = random.Random()
         self.last_error: tuple[str, ...] = ()  # problems of the last failed reload
         self.reloads_ok = 0

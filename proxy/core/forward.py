@@ -19,6 +19,7 @@ import msgspec
 
 from proxy import errors, synthesize, telemetry, tokens, translate
 from proxy.asgi import forwarded_headers
+from proxy.config import Price
 from proxy.core import answers
 from proxy.core.exchange import Exchange
 from proxy.core.relay import relay
@@ -44,7 +45,7 @@ _encode = msgspec.json.Encoder().encode
 class Call:
     """One request on its way through the attempt loop."""
 
-    __slots__ = ("ex", "req", "runtime", "snapshot", "t0", "upstream_time")
+    __slots__ = ("ex", "price", "req", "runtime", "snapshot", "t0", "upstream_time")
 
     def __init__(
         self, req: ClientRequest, ex: Exchange, runtime: Runtime, snapshot: Snapshot, t0: float
@@ -55,6 +56,7 @@ class Call:
         self.snapshot = snapshot  # this request's table, whatever reloads happen meanwhile
         self.t0 = t0
         self.upstream_time = 0.0  # seconds spent waiting on upstreams (for the overhead)
+        self.price: Price | None = None  # the last target tried: what its tokens cost
 
 
 async def run(call: Call, route: Route) -> None:
@@ -98,6 +100,7 @@ async def _attempts(call: Call, route: Route, candidates: list[Candidate]) -> No
         rec.attempts += 1
         rec.backend, rec.provider_model = cand.key  # the last target tried is the one logged
         rec.backend_type = state.config.type
+        call.price = cand.price
         telemetry.attempt_started(cand.key.backend, cand.label)
         probe = circuit.begin(now)
         state.transport.in_flight += 1

@@ -10,11 +10,9 @@ it ended (cancelled by the client or the server included).
 
 import asyncio
 import logging
-import math
 import time
 
 from proxy import accesslog, asgi, auth, errors, telemetry
-from proxy.config import ClientKey
 from proxy.core import forward
 from proxy.core.exchange import Exchange
 from proxy.core.rewrite import ClientRequest
@@ -23,6 +21,9 @@ from proxy.front.request import forwardable, parse
 from proxy.providers.base import Endpoint
 from proxy.record import RequestRecord
 from proxy.runtime import Runtime
+from proxy.state import governance
+from proxy.state.governor import Governor
+from proxy.state.store import Verdict
 from proxy.tracing import tracer
 
 log = logging.getLogger("llm_proxy.api")
@@ -33,6 +34,7 @@ class Api:
 
     def __init__(self) -> None:
         self.runtime: Runtime | None = None
+        self.governor: Governor | None = None  # limits, budgets and the usage ledger
 
     async def chat(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
         await self._handle(scope, receive, send, "chat", "openai")
@@ -91,7 +93,9 @@ class Api:
         settings = snapshot.settings
         rec = ex.record
         watchdog: asgi.Watchdog | None = None
-        caller = auth.ANONYMOUS
+        governor = self.governor
+        verdict: Verdict | None = None
+        call: forward.Call | None = None
         counted = False
         try:
             caller = snapshot.keyring.identify(
@@ -110,9 +114,16 @@ class Api:
                 raise errors.UnknownModel(
                     f"model '{model}' is not routed here; known: {known}", param="model"
                 )
-            if caller.rpm is not None or caller.tpm is not None:
-                _admit(runtime, caller)
             rec.alias = route.alias
+            if governor is not None:  # after auth and the model check: a refusal costs nothing
+                verdict = await governor.admit(
+                    caller, route.alias, len(body), governance.max_tokens_of(fields)
+                )
+                if verdict is not None:
+                    ex.extra = governance.headers(verdict)
+                    if not verdict.allowed:
+                        admitted, verdict = verdict, None
+                        raise governance.error_for(admitted, caller.name)
             if settings.log_prompts != "none":
                 rec.prompt = accesslog.prompt_text(fields)
             req = ClientRequest(
@@ -122,7 +133,8 @@ class Api:
             watchdog = asgi.Watchdog(
                 receive, settings.timeouts.total, settings.on_disconnect == "drain"
             )
-            await forward.run(forward.Call(req, ex, runtime, snapshot, t0), route)
+            call = forward.Call(req, ex, runtime, snapshot, t0)
+            await forward.run(call, route)
         except errors.ProxyError as err:
             await ex.fail(err, _attempts_header(rec))
         except asyncio.CancelledError:
@@ -149,22 +161,20 @@ class Api:
                 watchdog.close()
             if counted:
                 telemetry.request_ended(rec.stream)
-            if caller.tpm is not None and rec.tokens_in is not None:
-                used = rec.tokens_in + (rec.tokens_out or 0)
-                runtime.limiter.charge(caller.name, used, caller.tpm, time.monotonic())
+            if governor is not None and call is not None:
+                rec.cost = await governor.finish(
+                    verdict,
+                    key_name=rec.key_name or "",
+                    alias=rec.alias or "",
+                    backend=rec.backend or "",
+                    provider_model=rec.provider_model or "",
+                    price=call.price,
+                    input_tokens=rec.tokens_in,
+                    output_tokens=rec.tokens_out,
+                    error=rec.status >= 400 or rec.error_type is not None,
+                )
 
 
 def _attempts_header(rec: RequestRecord) -> list[tuple[bytes, bytes]]:
     """Once a request was routed, its errors say how many upstream attempts it made."""
     return [(b"x-proxy-attempts", str(rec.attempts).encode())] if rec.alias is not None else []
-
-
-def _admit(runtime: Runtime, caller: ClientKey) -> None:
-    verdict = runtime.limiter.admit(caller.name, caller.rpm, caller.tpm, time.monotonic())
-    if not verdict.allowed:
-        wait = max(1, math.ceil(verdict.retry_after))
-        raise errors.RateLimited(
-            f"key '{caller.name}' is over its rate limit ({verdict.reason} per minute); "
-            f"retry after {wait}s",
-            headers=(("retry-after", str(wait)), ("x-should-retry", "true")),
-        )
