@@ -13,7 +13,9 @@ from schemas import anthropic as anthropic_schema
 from schemas import gemini as gemini_schema
 from schemas import openai as openai_schema
 
-Wire = Literal["openai", "anthropic", "gemini"]  # the one definition: what a peer speaks
+# The one definition: what a peer speaks. Clients speak the first three; "ollama" (native API)
+# and "http" (a configured template) are spoken only by backends.
+Wire = Literal["openai", "anthropic", "gemini", "ollama", "http"]
 
 
 class ProxyError(Exception):

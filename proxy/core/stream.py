@@ -26,8 +26,9 @@ from typing import Any, Literal, NamedTuple
 
 import msgspec
 
-from proxy import redact, sse
+from proxy import ndjson, redact, sse
 from proxy.errors import UpstreamFailure, Wire
+from proxy.providers.base import Framing
 from proxy.translate import StreamTranslator
 from proxy.usage import AnthropicUsage, Usage, anthropic_usage, from_openai_dict
 
@@ -173,6 +174,7 @@ class Stream:
         include_usage: bool,
         max_frame: int = MAX_FRAME,
         upstream: Wire | None = None,
+        framing: Framing = "sse",
     ) -> None:
         self.front = front
         self._upstream = front if upstream is None else upstream
@@ -183,7 +185,12 @@ class Stream:
         self._tr = translator
         self._include_usage = include_usage
         self._max = max_frame
-        self._decoder = sse.Decoder(max_frame)
+        # NDJSON upstreams (Ollama, some `type: http` servers) are always translated: their
+        # lines reach the translator as events, as SSE events do.
+        self.framing: Framing = framing
+        self._decoder: sse.Decoder | ndjson.Decoder = (
+            ndjson.Decoder(max_frame) if framing == "ndjson" else sse.Decoder(max_frame)
+        )
         self._held: list[bytes] = []  # pass-through: upstream bytes before commit
         self._held_events: list[sse.Event] = []  # translated: client events before commit
         self._held_size = 0
@@ -214,11 +221,12 @@ class Stream:
         """The upstream stream ended."""
         if self.done:
             return []
+        tail = self._last_line()
         self.done = True
         tr = self._tr
         if not self.committed:
             if tr is not None and tr.finish is not None and self._upstream_complete():
-                held = [*self._held_events, *tr.close()]
+                held = [*self._held_events, *tail, *tr.close()]
                 if any(verdict(self.front, e) == "commit" for e in held):
                     self.committed = True
                     self._take_usage()
@@ -229,9 +237,20 @@ class Stream:
                 return [_truncated()]
             return [End(b"")]
         self._take_usage()
+        error = _first_error(tail)
+        if error is not None:
+            return [Data(_encode(tail)), UpstreamFailure("stream_error", error, reported=True)]
         if tr.finish is None or not self._upstream_complete():
-            return [_truncated()]
-        return [End(_encode(tr.close()))]
+            return [Data(_encode(tail)), _truncated()] if tail else [_truncated()]
+        return [End(_encode([*tail, *tr.close()]))]
+
+    def _last_line(self) -> list[sse.Event]:
+        """An NDJSON stream's last line when no newline followed it, translated."""
+        if self._tr is None or not isinstance(self._decoder, ndjson.Decoder):
+            return []
+        tail = [e for ev in self._decoder.close() for e in self._tr.feed(ev)]
+        self._take_usage()
+        return tail
 
     # -- before commit -------------------------------------------------------------------
 
@@ -387,8 +406,9 @@ class Stream:
             self._upstream_ended = self._upstream_ended or event.event == "message_stop"
 
     def _upstream_complete(self) -> bool:
-        """OpenAI and Anthropic streams end with a marker; Gemini's end on close."""
-        return self._upstream == "gemini" or self._upstream_ended
+        """OpenAI and Anthropic streams end with a marker; Gemini's, Ollama's and `type: http`
+        ones end on close (their translator knows whether a finish arrived)."""
+        return self._upstream in ("gemini", "ollama", "http") or self._upstream_ended
 
     def _take_usage(self) -> None:
         if self._tr is not None and self._tr.usage is not None:
