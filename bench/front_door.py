@@ -12,20 +12,17 @@ the decision and its numbers are recorded in bench/README.md and proxy/app.py.
 import argparse
 import asyncio
 import statistics
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, asgi
 from litestar.types import Receive, Scope, Send
 
-from bench.micro import BODY, CONFIG, SCOPE, _Stub
+from bench.micro import BODY, SCOPE, stub_api
 from proxy import accesslog
 from proxy.app import Gateway
 from proxy.front.api import Api
-from proxy.runtime import Runtime, read_config
 
 App = Callable[[Any, Any, Any], Awaitable[None]]
 
@@ -46,15 +43,7 @@ def _apps(api: Api) -> dict[str, App]:
 
 async def _measure(requests: int, rounds: int) -> dict[str, float]:
     accesslog.configure({accesslog.ENV: "off"})  # the routing layer only, not log I/O
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "routes.yaml"
-        path.write_text(CONFIG)
-        runtime = Runtime(path, read_config(path, {}))
-    state = runtime.snapshot.backends["up"]
-    await state.transport.close()
-    runtime.snapshot.backends["up"] = state._replace(transport=_Stub())  # type: ignore[index]
-    api = Api()
-    api.runtime = runtime
+    api = await stub_api()
     apps = _apps(api)
 
     async def receive() -> dict[str, Any]:

@@ -6,6 +6,7 @@ the longest literal prefix wins (then the longest pattern, then file order). `*`
 target's model is replaced by the text the glob's first `*` matched.
 """
 
+import copy
 import fnmatch
 import random
 import re
@@ -95,6 +96,23 @@ class RouteTable:
             model.strategy,
             _tiers(model.targets, name, matched, self._enabled, model.alias),
         )
+
+    def extended(self, models: Sequence[Model]) -> "RouteTable":
+        """A new table that also routes `models` (discovered ones: exact aliases, one target
+        each). An alias the config already names keeps its configured route; this table is
+        left as it was."""
+        table = copy.copy(self)
+        table._exact = dict(self._exact)
+        table._routes = {}
+        listed = list(self.aliases)
+        for model in models:
+            if "*" in model.alias or model.alias in table._exact:
+                continue
+            table._exact[model.alias] = model
+            if any(t.backend in self._enabled for t in model.targets):
+                listed.append(model.alias)
+        table.aliases = tuple(listed)
+        return table
 
     def fixed_targets(self) -> frozenset[TargetKey]:
         """Every target of an exact alias: the per-target state that is never evicted."""
