@@ -26,6 +26,8 @@ def _check(path: str) -> int:
         return 1
     for warning in config.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    for override in config.from_env:
+        print(f"{override.path}: from the environment ({override.variable})")
     print(f"{path}: ok ({len(config.models)} models, {len(config.backends)} backends)")
     return 0
 

@@ -185,7 +185,14 @@ def config_view(config: Config) -> dict[str, Any]:
             "admin_key": None if s.admin_key is None else "***",
             "keepalive": s.keepalive,
             "on_disconnect": s.on_disconnect,
+            "key_headers": list(s.key_headers),
+            "default_model": s.default_model,
+            "max_concurrent": s.max_concurrent,
+            "queue_timeout": s.queue_timeout,
+            "direct_addressing": s.direct_addressing,
         },
+        # which values came from LLM_PROXY__ variables (never the values: some are keys)
+        "from_env": {o.path: o.variable for o in config.from_env},
         "backends": {b.name: _backend_view(b) for b in config.backends},
         "models": {
             m.alias: {
