@@ -1,4 +1,4 @@
-"""Command line: `llm-proxy serve` (granian) and `llm-proxy check PATH`."""
+"""Command line: `llm-proxy serve` (granian), `llm-proxy check PATH`, `llm-proxy import FILE`."""
 
 import argparse
 import ipaddress
@@ -29,6 +29,21 @@ def _check(path: str) -> int:
     for override in config.from_env:
         print(f"{override.path}: from the environment ({override.variable})")
     print(f"{path}: ok ({len(config.models)} models, {len(config.backends)} backends)")
+    return 0
+
+
+def _import(path: str) -> int:
+    from proxy.importers import ImportFailed, convert
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        print(convert(text, Path(path).name), end="")
+    except (OSError, UnicodeDecodeError) as err:
+        print(f"{path}: cannot read: {err}", file=sys.stderr)
+        return 1
+    except ImportFailed as err:
+        print(f"{path}: {err}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -126,9 +141,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     check = sub.add_parser("check", help="validate a routes.yaml")
     check.add_argument("path")
+    imports = sub.add_parser(
+        "import", help="print a routes.yaml converted from a LiteLLM config or providers list"
+    )
+    imports.add_argument("path")
     args = parser.parse_args(argv)
     if args.command == "check":
         return _check(args.path)
+    if args.command == "import":
+        return _import(args.path)
     return _serve(args)
 
 
