@@ -195,6 +195,8 @@ def _backend(draft: Draft, where: str, prefix: str, params: dict[str, Any]) -> s
         key = env(provider.key_env, "")  # LiteLLM's implicit key: absent disables the backend
     if key is not None:
         fields["api_key"] = key
+    elif params.get("api_key") not in (None, ""):
+        draft.note(f"{where} api_key", "left out: not one line of text or os.environ/VAR")
     if prefix == "azure":
         version = source.secret_or_ref(params.get("api_version"))
         if version is not None:

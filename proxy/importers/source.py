@@ -64,9 +64,9 @@ def number(value: object) -> float | None:
 
 
 def secret_or_ref(value: object) -> str | None:
-    """`os.environ/VAR` as `${VAR}`; any other text as itself; None when absent or bad."""
+    """`os.environ/VAR` as `${VAR}`; other one-line text as itself; None when absent or bad."""
     raw = text(value)
-    if raw is None:
+    if raw is None or any(c in raw for c in "\r\n\0"):  # not a header value
         return None
     if raw.startswith("os.environ/"):
         name = raw.removeprefix("os.environ/")
