@@ -21,7 +21,7 @@ from litestar import Litestar, Request, Response
 from litestar.exceptions import HTTPException
 from litestar.types import ASGIApp, Message, Receive, Send
 
-from proxy import admin, errors, http, metrics, redact, telemetry
+from proxy import admin, catalogue, errors, http, metrics, openapi, redact, telemetry
 from proxy.api import Api
 from proxy.reload import Runtime, read_config
 
@@ -156,6 +156,9 @@ def create_app(path: Path | None = None) -> Gateway:
             admin.admin_reload,
             admin.metrics_endpoint,
             admin.ui,
+            catalogue.catalogue,
+            openapi.openapi_json,
+            openapi.docs,
         ],
         lifespan=[lifespan],
         exception_handlers={Exception: _render},
