@@ -18,7 +18,7 @@ from litestar import Request, Response, get, post
 from litestar.datastructures import State
 
 from proxy import auth, errors, metrics, redact
-from proxy.config import Backend, Config
+from proxy.config import Backend, ClientKey, Config
 from proxy.reload import Runtime, Snapshot
 
 
@@ -52,13 +52,10 @@ def _check_admin(request: Request[Any, Any, Any], snapshot: Snapshot) -> None:
         raise errors.Unauthorized("admin endpoints need 'Authorization: Bearer <admin_key>'")
 
 
-def _caller(request: Request[Any, Any, Any], snapshot: Snapshot) -> Any:
-    authorization = request.headers.get("authorization")
-    api_key = request.headers.get("x-api-key")
-    return snapshot.keyring.identify(
-        authorization.encode("latin-1") if authorization else None,
-        api_key.encode("latin-1") if api_key else None,
-    )
+def _caller(request: Request[Any, Any, Any], snapshot: Snapshot) -> ClientKey:
+    """The caller's key, from the headers settings.key_headers names."""
+    headers = request.scope["headers"]
+    return snapshot.keyring.identify_headers(headers, snapshot.settings.key_headers)
 
 
 @get("/health", sync_to_thread=False)

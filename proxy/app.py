@@ -21,7 +21,17 @@ from litestar import Litestar, Request, Response
 from litestar.exceptions import HTTPException
 from litestar.types import ASGIApp, Message, Receive, Send
 
-from proxy import admin, catalogue, errors, http, metrics, openapi, redact, telemetry
+from proxy import (
+    admin,
+    catalogue,
+    errors,
+    http,
+    metrics,
+    openapi,
+    redact,
+    simple_front,
+    telemetry,
+)
 from proxy.api import Api
 from proxy.reload import Runtime, read_config
 
@@ -157,6 +167,7 @@ def create_app(path: Path | None = None) -> Gateway:
             admin.metrics_endpoint,
             admin.ui,
             catalogue.catalogue,
+            simple_front.chat,
             openapi.openapi_json,
             openapi.docs,
         ],

@@ -127,6 +127,12 @@ def test_catalogue_needs_a_key(client: httpx.Client) -> None:
     assert client.get("/models", headers={"x-internal-auth": "wrong"}).status_code == 401
 
 
+def test_v1_models_reads_the_key_headers_too(client: httpx.Client) -> None:
+    resp = client.get("/v1/models", headers=SERVICE)
+    assert resp.status_code == 200, resp.text
+    assert {m["id"] for m in resp.json()["data"]} == {"demo", "gpt-4o"}  # ghost is disabled
+
+
 def test_openapi_validates_as_3_1(client: httpx.Client) -> None:
     resp = client.get("/openapi.json")
     assert resp.status_code == 200
