@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import math
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from proxy import errors
 
@@ -26,9 +26,18 @@ class Overloaded(errors.ProxyError):
 
 
 class Gate:
-    __slots__ = ("_waiters", "admitted", "in_flight", "limit", "queue_timeout", "queued", "refused")
+    __slots__ = (
+        *("_count", "_waiters", "admitted", "in_flight", "limit", "queue_timeout", "queued"),
+        "refused",
+    )
 
-    def __init__(self, limit: int | None = None, queue_timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        limit: int | None = None,
+        queue_timeout: float | None = None,
+        count: Callable[[str], None] | None = None,  # metrics.admission: one call per result
+    ) -> None:
+        self._count = count or (lambda _: None)
         self.limit = limit
         self.queue_timeout = queue_timeout
         self.in_flight = 0
@@ -57,6 +66,7 @@ class Gate:
         else:
             await self._wait()
         self.admitted += 1
+        self._count("admitted")
         try:
             yield
         finally:
@@ -70,6 +80,7 @@ class Gate:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(future)
         self.queued += 1
+        self._count("queued")
         try:
             await asyncio.wait_for(asyncio.shield(future), timeout=wait)
         except (TimeoutError, asyncio.CancelledError) as exc:
@@ -93,6 +104,7 @@ class Gate:
 
     def _refuse(self) -> None:
         self.refused += 1
+        self._count("refused")
         wait = max(1, math.ceil(self.queue_timeout or 1))
         raise Overloaded(
             f"the gateway is at its limit of {self.limit} concurrent requests "

@@ -84,6 +84,8 @@ FAMILIES = (
     _family("gauge", "config_generation", "Loaded config generation (newest worker).", agg="max"),
     _family("gauge", "config_generation_min", "Loaded config generation (oldest worker).",
             agg="min"),
+    _family("counter", "admission_total", "Requests under settings.max_concurrent by result "
+            "(admitted, queued, refused).", "result"),
 )  # fmt: skip
 BY_NAME = {f.name: f for f in FAMILIES}
 
@@ -166,6 +168,7 @@ _cost = _s["llm_proxy_cost_usd_total"]
 _cache = _s["llm_proxy_cache_requests_total"]
 _inflight = _s["llm_proxy_requests_in_flight"]
 _streams = _s["llm_proxy_streams_open"]
+_admission = _s["llm_proxy_admission_total"]
 _duration = _h["llm_proxy_request_duration_seconds"]
 _ttft = _h["llm_proxy_time_to_first_token_seconds"]
 _overhead = _h["llm_proxy_gateway_overhead_seconds"]
@@ -258,6 +261,12 @@ def attempt_started(backend: str, model: str) -> None:
 def attempt_failed(backend: str, model: str, kind: str) -> None:
     key = (backend, model, kind)
     _failures[key] = _failures.get(key, 0.0) + 1
+    REGISTRY.dirty = True
+
+
+def admission(result: str) -> None:
+    """One request met the concurrency cap: admitted, queued (waited for a slot) or refused."""
+    _admission[(result,)] = _admission.get((result,), 0.0) + 1
     REGISTRY.dirty = True
 
 

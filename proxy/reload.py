@@ -20,7 +20,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
-from proxy import providers, redact
+from proxy import metrics, providers, redact
+from proxy.admission import Gate
 from proxy.auth import Keyring
 from proxy.config import Backend, Config, ConfigError, Problem, Settings, parse
 from proxy.limits import Limiter
@@ -99,6 +100,10 @@ class Runtime:
         self._stamp = Path(stamp) if stamp else None
         self._stamp_sig = _signature(self._stamp) if self._stamp else None
         self.snapshot = self._build(config, None)  # `serve` logged this config's warnings
+        # settings.max_concurrent, per worker; the request path enters `gate.admit()`.
+        self.gate = Gate(
+            config.settings.max_concurrent, config.settings.queue_timeout, metrics.admission
+        )
 
     def _build(self, config: Config, old: Snapshot | None) -> Snapshot:
         backends: dict[str, BackendState] = {}
@@ -156,6 +161,7 @@ class Runtime:
                     )
                 return ReloadResult(False, self.snapshot.generation, self.last_error)
             new = self._swap(config)
+            self.gate.configure(config.settings.max_concurrent, config.settings.queue_timeout)
             redact.remember(config)  # new secrets are masked in logs from now on
             self.reloads_ok += 1
             self.last_error = ()

@@ -122,3 +122,22 @@ def test_the_error_renders_as_503_with_retry_after() -> None:
     status, headers, body = render(Overloaded("full", headers=(("retry-after", "1"),)), "openai")
     assert status == 503 and (b"retry-after", b"1") in headers
     assert b"gateway_overloaded" in body
+
+
+async def test_every_result_is_counted_for_metrics() -> None:
+    seen: list[str] = []
+    gate = Gate(1, queue_timeout=0.01, count=seen.append)
+    hold = asyncio.Event()
+
+    async def holder() -> None:
+        async with gate.admit():
+            await hold.wait()
+
+    first = asyncio.create_task(holder())
+    await asyncio.sleep(0)
+    with pytest.raises(Overloaded):
+        async with gate.admit():
+            pass
+    hold.set()
+    await first
+    assert seen == ["admitted", "queued", "refused"]
