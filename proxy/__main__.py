@@ -71,6 +71,8 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     for warning in config.warnings:
         log.warning("%s", warning)
+    for override in config.from_env:
+        log.info("%s: from the environment (%s)", override.path, override.variable)
     if config.keys is None and not _loopback(args.host):
         log.warning(
             "listening on %s without client keys: anyone who can reach this port can use every "
