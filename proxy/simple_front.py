@@ -12,7 +12,7 @@ well-formed OpenAI request whose `x-request-id` is this request's; a stream ends
 one summary or error event, and keepalive comments pass through untouched.
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from litestar import asgi
@@ -36,7 +36,7 @@ async def serve(
     request_id = rid.decode("latin-1")[:128] if rid else http.new_request_id()
     if scope["method"] != "POST":
         err = errors.MethodNotAllowed("/chat takes POST")
-        await http.respond_error(send, err, "openai", request_id, [(b"allow", b"POST")])
+        await _fail(send, err, request_id, [(b"allow", b"POST")])
         return
     settings = snapshot.settings
     try:
@@ -48,7 +48,8 @@ async def serve(
             req, simple_openai.model_name(req, settings.default_model)
         )
     except errors.ProxyError as err:
-        await http.respond_error(send, err, "openai", request_id)
+        if err.status != 499:  # 499: the client is gone, nobody to tell
+            await _fail(send, err, request_id)
         return
     except http.ClientGone:
         return
@@ -73,6 +74,19 @@ async def serve(
         return await receive()  # the inner handler watches for the client going away
 
     await inner(inner_scope, inner_receive, _Rewriter(send, request_id).send)
+
+
+async def _fail(
+    send: http.Send,
+    err: errors.ProxyError,
+    request_id: str,
+    extra: Iterable[tuple[bytes, bytes]] = (),
+) -> None:
+    """An error before the inner handler answered, in the OpenAI shape."""
+    status, headers, body = errors.render(err, "openai", request_id)
+    headers += [(b"x-request-id", request_id.encode("latin-1")), *extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 class _Rewriter:
@@ -122,7 +136,7 @@ class _Rewriter:
         try:
             body = simple_openai.answer(b"".join(self._buffer), start["backend"], self._request_id)
         except errors.ProxyError as err:
-            await http.respond_error(self._send, err, "openai", self._request_id)
+            await _fail(self._send, err, self._request_id)
             return
         headers = [
             (k, v) for k, v in start.get("headers", ()) if k.lower() != b"content-length"
