@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from proxy.api import Api
-from proxy.reload import Runtime, read_config
+from proxy.front.api import Api
+from proxy.runtime import Runtime, read_config
 
 BODY = b'{"model":"bench","messages":[{"role":"user","content":"hi"}]}'
 ANSWER = (

@@ -21,28 +21,22 @@ from litestar import Litestar, Request, Response
 from litestar.exceptions import HTTPException
 from litestar.types import ASGIApp, Message, Receive, Send
 
-from proxy import (
-    admin,
-    catalogue,
-    errors,
-    http,
-    metrics,
-    openapi,
-    redact,
-    simple_front,
-    telemetry,
-)
-from proxy.api import Api
-from proxy.reload import Runtime, read_config
+from proxy import admin, asgi, errors, redact, telemetry, workers
+from proxy.front import catalogue, openapi, simple
+from proxy.front.api import Api
+from proxy.observe import metrics
+from proxy.runtime import Runtime, read_config
+from proxy.state.connect import state_dir
+from proxy.state.governor import Governor
 
 log = logging.getLogger("llm_proxy")
 
 DEFAULT_CONFIG = "routes.yaml"
-Handler = Callable[[http.Scope, http.Receive, http.Send], Awaitable[None]]
+Handler = Callable[[asgi.Scope, asgi.Receive, asgi.Send], Awaitable[None]]
 
 
 def config_path() -> Path:
-    return Path(os.environ.get("LLM_PROXY_CONFIG") or DEFAULT_CONFIG)
+    return workers.current().config_path or Path(DEFAULT_CONFIG)
 
 
 def _wire_for(path: str) -> errors.Wire:
@@ -84,7 +78,7 @@ def _request_id_middleware(app: ASGIApp) -> ASGIApp:
         if scope["type"] != "http":  # lifespan passes straight through
             await app(scope, receive, send)
             return
-        rid = http.header(scope, b"x-request-id") or http.new_request_id().encode()
+        rid = asgi.header(scope, b"x-request-id") or asgi.new_request_id().encode()
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -104,7 +98,7 @@ class Gateway:
         self._rest = _request_id_middleware(litestar)  # router-level 404/405s get an id too
         self._fast = fast
 
-    async def __call__(self, scope: http.Scope, receive: http.Receive, send: http.Send) -> None:
+    async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
         if scope["type"] == "http":
             handler = self._fast.get(scope["path"])
             if handler is not None:
@@ -125,6 +119,13 @@ def create_app(path: Path | None = None) -> Gateway:
         redact.remember(config)
         api.runtime = runtime
         app.state.runtime = runtime
+        governor = await Governor.start(
+            config.settings,
+            workers.current().worker_count,
+            state_dir(os.environ, Path.home()),
+            os.environ,
+        )
+        api.governor = app.state.governor = governor
         loop = asyncio.get_running_loop()
         reloads: set[asyncio.Task[Any]] = set()
 
@@ -150,8 +151,10 @@ def create_app(path: Path | None = None) -> Gateway:
                     await task
             for task in list(reloads):
                 task.cancel()
+            await asyncio.gather(*reloads, return_exceptions=True)  # cancelled, then awaited
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signal.SIGHUP)
+            await governor.close()  # the ledger's last second is written
             await runtime.close()
             telemetry.shutdown()
 
@@ -165,9 +168,10 @@ def create_app(path: Path | None = None) -> Gateway:
             admin.admin_backends,
             admin.admin_reload,
             admin.metrics_endpoint,
+            admin.admin_usage,
             admin.ui,
             catalogue.catalogue,
-            simple_front.chat,
+            simple.chat,
             openapi.openapi_json,
             openapi.docs,
         ],

@@ -5,6 +5,11 @@ or clock. Invariant: a `Config` comes back only from a file with no problems, an
 reference holds (each target names a defined backend, names are unique, numbers are in
 range); otherwise `ConfigError` lists every problem found as PATH:LINE:COL, never echoing a
 secret. Keys, tokens and upstream header values are kept out of reprs.
+
+Auth switched off on purpose is spelled out: `keys: false` (no client auth) and
+`settings.admin_key: false` (no admin key) — a plain YAML false, distinct from a missing
+section, which a half-written file also has. A hot reload that would drop every client key or
+the admin key is refused unless the new file says so this way (`proxy.reload_guard`).
 """
 
 import hashlib
@@ -17,8 +22,11 @@ import msgspec
 import yaml
 
 from proxy import config_env
+from proxy import config_governance as gov
 from proxy.config_env import Override
+from proxy.config_governance import Budget, Limits, Price, StateFailure
 from proxy.config_yaml import (
+    BOOL,
     Fields,
     Problem,
     Reader,
@@ -41,11 +49,14 @@ from proxy.config_yaml import (
 __all__ = [
     "Backend",
     "BackendType",
+    "Budget",
     "ClientKey",
     "Config",
     "ConfigError",
+    "Limits",
     "Model",
     "Override",
+    "Price",
     "Problem",
     "Secret",
     "Settings",
@@ -108,8 +119,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_body: int = 16 * 2**20  # bytes
     log_prompts: LogPrompts = "none"
     admin_key: Secret | None = None  # None when absent or resolved empty
+    admin_key_off: bool = False  # `admin_key: false`: no admin key, written on purpose
     keepalive: float = 15.0
     on_disconnect: OnDisconnect = "cancel"
+    state: str = "memory"  # memory | redis://HOST:PORT/DB | rediss://... | unix:///PATH
+    state_failure: StateFailure = "open"  # the state store unreachable: admit, or refuse
+    state_timeout: float = 0.25  # seconds a state operation may take before that choice
+    metrics_key: Secret | None = None  # when set, /metrics needs `Authorization: Bearer` it
     key_headers: tuple[str, ...] = ("authorization", "x-api-key")  # lowercased, in order
     default_model: str | None = None  # used when a request names no model
     max_concurrent: int | None = None  # per worker; None: no cap
@@ -125,6 +141,7 @@ class Backend(msgspec.Struct, frozen=True, kw_only=True):
     api_version: str | None = None  # azure only
     headers: tuple[tuple[str, str], ...] = ()  # extra upstream headers, in file order
     max_connections: int = 256
+    max_output_tokens: int | None = None  # larger max_tokens asks are clamped to this
     stream: bool = True
     disabled: str | None = None  # why it's disabled, e.g. "api_key is empty (set OPENAI_API_KEY)"
     latency: float = 0.0  # mock only: seconds before the first byte
@@ -147,6 +164,7 @@ class Target(msgspec.Struct, frozen=True, kw_only=True):
     model: str | None = None  # None: the alias itself ("*" is substituted by routing)
     priority: int = 0  # lower tiers are tried first
     weight: int = 1  # within a tier
+    price: Price | None = None  # USD per million tokens; LLM_PROXY_PRICES overrides it
 
 
 class Model(msgspec.Struct, frozen=True, kw_only=True):
@@ -161,6 +179,9 @@ class ClientKey(msgspec.Struct, frozen=True, kw_only=True):
     models: tuple[str, ...] | None = None  # globs; None: every model
     rpm: int | None = None
     tpm: int | None = None
+    max_parallel: int | None = None
+    limits: tuple[tuple[str, Limits], ...] = ()  # model glob -> its own limits on this key
+    budget: Budget | None = None
 
 
 class ConfigError(Exception):
@@ -180,6 +201,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     backends: tuple[Backend, ...]  # file order
     models: tuple[Model, ...]  # file order
     keys: tuple[ClientKey, ...] | None = None  # None: no `keys:` section, no client auth
+    keys_off: bool = False  # `keys: false`: no client auth, written on purpose (keys is None)
     warnings: tuple[Problem, ...] = ()  # disabled backends, unavailable models, ...
     from_env: tuple[Override, ...] = ()  # values set by LLM_PROXY__ variables, in name order
 
@@ -208,17 +230,19 @@ _TOP = ("version", "settings", "backends", "models", "keys")
 _SETTINGS = (
     *("failure_threshold", "cooldown", "retries", "timeouts", "max_body"),
     *("log_prompts", "admin_key", "keepalive", "on_disconnect"),
+    *("state", "state_failure", "state_timeout", "metrics_key"),
     *("key_headers", "default_model", "max_concurrent", "queue_timeout", "direct_addressing"),
 )
 _TIMEOUTS = ("connect", "first_byte", "idle", "total")
 _MOCK_KNOBS = ("latency", "interval", "tokens", "chunks")
 _BACKEND = (
     *("type", "base_url", "api_key", "api_version", "headers", "max_connections", "stream"),
+    "max_output_tokens",
     *_MOCK_KNOBS,
 )
 _MODEL = ("targets", "strategy")
-_TARGET = ("backend", "model", "priority", "weight")
-_KEY = ("name", "key", "sha256", "models", "rpm", "tpm")
+_TARGET = ("backend", "model", "priority", "weight", "price")
+_KEY = ("name", "key", "sha256", "models", "rpm", "tpm", "max_parallel", "limits", "budget")
 _DEFAULT_URLS: dict[BackendType, str] = {
     "openai": "https://api.openai.com/v1",
     "anthropic": "https://api.anthropic.com",
@@ -246,20 +270,32 @@ def _config(r: Reader, root: yaml.Node) -> Config | None:
     settings = _settings(r, top["settings"][1]) if "settings" in top else Settings()
     backends = _backends(r, top["backends"][1]) if "backends" in top else {}
     models = _models(r, *top["models"], backends) if "models" in top else ()
-    keys = _keys(r, *top["keys"]) if "keys" in top else None
+    keys_off = "keys" in top and _off(r, top["keys"][1])
+    keys = _keys(r, *top["keys"]) if "keys" in top and not keys_off else None
     return Config(
         version=version or 1,
         settings=settings,
         backends=tuple(backends.values()),
         models=models,
         keys=keys,
+        keys_off=keys_off,
     )
+
+
+def _off(r: Reader, node: yaml.Node) -> bool:
+    """A plain YAML false (`false`, `no`, `off`): the section is switched off on purpose."""
+    if not isinstance(node, yaml.ScalarNode) or node.tag != BOOL:
+        return False
+    s = r.scalar(node)
+    return s is not None and s.tag == BOOL and not boolean(s)
 
 
 def _settings(r: Reader, node: yaml.Node) -> Settings:
     f = r.fields(node, "settings", _SETTINGS)
     d = Settings()
-    admin_key = r.get(f, "admin_key", line, "")
+    admin_key_off = "admin_key" in f and _off(r, f["admin_key"][1])
+    admin_key = "" if admin_key_off else r.get(f, "admin_key", line, "")
+    metrics_key = r.get(f, "metrics_key", line, "")
     return Settings(
         failure_threshold=r.get(f, "failure_threshold", integer(1), d.failure_threshold),
         cooldown=r.get(f, "cooldown", duration(positive=False), d.cooldown),
@@ -268,8 +304,13 @@ def _settings(r: Reader, node: yaml.Node) -> Settings:
         max_body=r.get(f, "max_body", size(1), d.max_body),
         log_prompts=r.get(f, "log_prompts", choice(_LOG_PROMPTS), d.log_prompts),
         admin_key=Secret(admin_key) if admin_key else None,
+        admin_key_off=admin_key_off,
         keepalive=r.get(f, "keepalive", duration(positive=True), d.keepalive),
         on_disconnect=r.get(f, "on_disconnect", choice(_ON_DISCONNECT), d.on_disconnect),
+        state=r.get(f, "state", gov.state_url, d.state),
+        state_failure=r.get(f, "state_failure", choice(gov.STATE_FAILURES), d.state_failure),
+        state_timeout=r.get(f, "state_timeout", duration(positive=True), d.state_timeout),
+        metrics_key=Secret(metrics_key) if metrics_key else None,
         key_headers=_key_headers(r, f["key_headers"][1]) if "key_headers" in f else d.key_headers,
         default_model=r.get(f, "default_model", text, None),
         max_concurrent=r.get(f, "max_concurrent", integer(1), None),
@@ -337,6 +378,7 @@ def _backend(r: Reader, name: str, key: yaml.Node, node: yaml.Node) -> Backend:
         api_version=r.get(f, "api_version", text, _AZURE_API_VERSION if kind == "azure" else None),
         headers=_headers(r, name, f["headers"][1]) if "headers" in f else (),
         max_connections=r.get(f, "max_connections", integer(1), d.max_connections),
+        max_output_tokens=r.get(f, "max_output_tokens", integer(1), None),
         stream=r.get(f, "stream", boolean, d.stream),
         disabled=disabled,
         latency=r.get(f, "latency", duration(positive=False), d.latency),
@@ -434,6 +476,7 @@ def _target(r: Reader, alias: str, node: yaml.Node, backends: dict[str, Backend]
         model=r.get(f, "model", text, None),
         priority=r.get(f, "priority", integer(), 0),
         weight=r.get(f, "weight", integer(1), 1),
+        price=gov.price(r, f["price"][1], f"a target of model {alias!r}") if "price" in f else None,
     )
 
 
@@ -461,6 +504,9 @@ def _keys(r: Reader, key: yaml.Node, node: yaml.Node) -> tuple[ClientKey, ...]:
                 models=_globs(r, label, f["models"][1]) if "models" in f else None,
                 rpm=r.get(f, "rpm", integer(1), None),
                 tpm=r.get(f, "tpm", integer(1), None),
+                max_parallel=r.get(f, "max_parallel", integer(1), None),
+                limits=gov.model_limits(r, f["limits"][1], label) if "limits" in f else (),
+                budget=gov.budget(r, f["budget"][1], label) if "budget" in f else None,
             )
         )
     if not keys and not r.problems:

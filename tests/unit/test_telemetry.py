@@ -12,12 +12,13 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
-from proxy import errors, metrics, telemetry
+from proxy import errors, telemetry
+from proxy.observe import metrics
 from proxy.routing import TargetKey
 from proxy.telemetry import RequestRecord, tracer
 
 if TYPE_CHECKING:
-    from proxy.forward import Exchange
+    from proxy.tracing import Requested
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -30,7 +31,7 @@ INCOMING = [
 
 
 class _Ex(NamedTuple):
-    """What `tracer.attempt` reads from a forward.Exchange."""
+    """What `tracer.attempt` reads of the client's request."""
 
     endpoint: str = "chat"
     stream: bool = True
@@ -38,7 +39,7 @@ class _Ex(NamedTuple):
     request_id: str = "req_1"
 
 
-EX = cast("Exchange", _Ex())
+EX = cast("Requested", _Ex())
 
 
 @pytest.fixture

@@ -1,0 +1,180 @@
+"""The `/v1/*` front doors (OpenAI chat, completions, embeddings; Anthropic messages and
+count_tokens): raw body → caller → route → `core.forward`.
+
+These are plain ASGI callables (the hot path pays for no request/response objects). The body
+is decoded only at its top level (`front.request`); every other field stays the client's
+bytes. Every outcome, errors included, reaches the client through the request's
+`Exchange`, in the front door's protocol; the request is reported once, in `finally`, however
+it ended (cancelled by the client or the server included).
+"""
+
+import asyncio
+import logging
+import time
+
+from proxy import accesslog, asgi, auth, errors, telemetry
+from proxy.core import forward
+from proxy.core.exchange import Exchange
+from proxy.core.rewrite import ClientRequest
+from proxy.errors import Wire
+from proxy.front.request import forwardable, parse
+from proxy.providers.base import Endpoint
+from proxy.record import RequestRecord
+from proxy.runtime import Runtime
+from proxy.state import governance
+from proxy.state.governor import Governor
+from proxy.state.store import Verdict
+from proxy.tracing import tracer
+
+log = logging.getLogger("llm_proxy.api")
+
+
+class Api:
+    """The `/v1/*` handlers, bound to this worker's runtime (set in the app's lifespan)."""
+
+    def __init__(self) -> None:
+        self.runtime: Runtime | None = None
+        self.governor: Governor | None = None  # limits, budgets and the usage ledger
+
+    async def chat(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
+        await self._handle(scope, receive, send, "chat", "openai")
+
+    async def completions(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
+        await self._handle(scope, receive, send, "completions", "openai")
+
+    async def embeddings(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
+        await self._handle(scope, receive, send, "embeddings", "openai")
+
+    async def messages(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
+        await self._handle(scope, receive, send, "messages", "anthropic")
+
+    async def count_tokens(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
+        await self._handle(scope, receive, send, "count_tokens", "anthropic")
+
+    async def _handle(
+        self,
+        scope: asgi.Scope,
+        receive: asgi.Receive,
+        send: asgi.Send,
+        endpoint: Endpoint,
+        front: Wire,
+    ) -> None:
+        t0 = time.perf_counter()
+        headers = asgi.headers_of(scope)
+        rid = headers.get(b"x-request-id")
+        request_id = rid.decode("latin-1")[:128] if rid else asgi.new_request_id()
+        rec = RequestRecord(request_id, endpoint, front, False, time.time())
+        ex = Exchange(send, front, request_id, rec)
+        if scope["method"] != "POST":
+            err = errors.MethodNotAllowed(f"{scope['path']} takes POST")
+            await ex.fail(err, [(b"allow", b"POST")])
+            return
+        runtime = self.runtime
+        assert runtime is not None, "lifespan did not run"
+        snapshot = runtime.snapshot
+        with tracer.request("POST", scope["path"], scope["headers"], request_id=request_id) as span:
+            try:
+                await self._serve(scope, receive, ex, endpoint, headers, runtime, t0)
+            finally:
+                rec.total_ms = (time.perf_counter() - t0) * 1000.0
+                telemetry.finish(rec, snapshot.settings.log_prompts, span)
+
+    async def _serve(
+        self,
+        scope: asgi.Scope,
+        receive: asgi.Receive,
+        ex: Exchange,
+        endpoint: Endpoint,
+        headers: dict[bytes, bytes],
+        runtime: Runtime,
+        t0: float,
+    ) -> None:
+        snapshot = runtime.snapshot  # this request's table, whatever reloads happen meanwhile
+        settings = snapshot.settings
+        rec = ex.record
+        watchdog: asgi.Watchdog | None = None
+        governor = self.governor
+        verdict: Verdict | None = None
+        call: forward.Call | None = None
+        counted = False
+        try:
+            caller = snapshot.keyring.identify(
+                headers.get(b"authorization"), headers.get(b"x-api-key")
+            )
+            rec.key_name = caller.name
+            body = await asgi.read_body(headers, receive, settings.max_body)
+            fields, model, stream, include_usage = parse(body, endpoint)
+            rec.stream = stream
+            telemetry.request_started(stream)
+            counted = True
+            auth.check_model(caller, model)
+            route = snapshot.table.resolve(model)
+            if route is None:
+                known = ", ".join(snapshot.table.suggestions(allowed=caller.models)) or "none"
+                raise errors.UnknownModel(
+                    f"model '{model}' is not routed here; known: {known}", param="model"
+                )
+            rec.alias = route.alias
+            if governor is not None:  # after auth and the model check: a refusal costs nothing
+                verdict = await governor.admit(
+                    caller, route.alias, len(body), governance.max_tokens_of(fields)
+                )
+                if verdict is not None:
+                    ex.extra = governance.headers(verdict)
+                    if not verdict.allowed:
+                        admitted, verdict = verdict, None
+                        raise governance.error_for(admitted, caller.name)
+            if settings.log_prompts != "none":
+                rec.prompt = accesslog.prompt_text(fields)
+            req = ClientRequest(
+                endpoint, ex.front, forwardable(body, fields), fields, model, stream,
+                include_usage, ex.request_id, scope["headers"],
+            )  # fmt: skip
+            watchdog = asgi.Watchdog(
+                receive, settings.timeouts.total, settings.on_disconnect == "drain"
+            )
+            call = forward.Call(req, ex, runtime, snapshot, t0)
+            await forward.run(call, route)
+        except errors.ProxyError as err:
+            await ex.fail(err, _attempts_header(rec))
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if watchdog is None or task is None or not (watchdog.gone or watchdog.expired):
+                raise
+            task.uncancel()  # our own cancel: the client left, or the deadline passed
+            if watchdog.gone:
+                rec.error_type = "client_disconnected"
+            else:
+                total = settings.timeouts.total
+                expired = errors.GatewayTimeout(
+                    f"request exceeded timeouts.total={total:g}s; the upstream took too long"
+                )
+                await ex.fail(expired, _attempts_header(rec))
+        except Exception:
+            log.exception("unexpected error in request %s", ex.request_id)
+            internal = errors.Internal(
+                f"internal error in the gateway; quote request id {ex.request_id} when reporting it"
+            )
+            await ex.fail(internal, _attempts_header(rec))
+        finally:
+            if watchdog is not None:
+                watchdog.close()
+            if counted:
+                telemetry.request_ended(rec.stream)
+            if governor is not None and call is not None:
+                rec.cost = await governor.finish(
+                    verdict,
+                    key_name=rec.key_name or "",
+                    alias=rec.alias or "",
+                    backend=rec.backend or "",
+                    provider_model=rec.provider_model or "",
+                    price=call.price,
+                    input_tokens=rec.tokens_in,
+                    output_tokens=rec.tokens_out,
+                    error=rec.status >= 400 or rec.error_type is not None,
+                )
+
+
+def _attempts_header(rec: RequestRecord) -> list[tuple[bytes, bytes]]:
+    """Once a request was routed, its errors say how many upstream attempts it made."""
+    return [(b"x-proxy-attempts", str(rec.attempts).encode())] if rec.alias is not None else []
