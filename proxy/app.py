@@ -171,7 +171,6 @@ def create_app(path: Path | None = None) -> Gateway:
             admin.admin_usage,
             admin.ui,
             catalogue.catalogue,
-            simple.chat,
             openapi.openapi_json,
             openapi.docs,
         ],
@@ -187,6 +186,7 @@ def create_app(path: Path | None = None) -> Gateway:
         ("/v1/embeddings", api.embeddings),
         ("/v1/messages", api.messages),
         ("/v1/messages/count_tokens", api.count_tokens),
+        ("/chat", simple.SimpleChat(api)),
     ):
         fast[route] = handler
         fast[route + "/"] = handler

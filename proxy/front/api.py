@@ -13,11 +13,12 @@ import logging
 import time
 
 from proxy import accesslog, asgi, auth, errors, telemetry
+from proxy.admission import Overloaded
 from proxy.core import forward
 from proxy.core.exchange import Exchange
 from proxy.core.rewrite import ClientRequest
 from proxy.errors import Wire
-from proxy.front.request import forwardable, parse
+from proxy.front.request import forwardable, parse, with_default_model
 from proxy.providers.base import Endpoint
 from proxy.record import RequestRecord
 from proxy.runtime import Runtime
@@ -74,7 +75,10 @@ class Api:
         snapshot = runtime.snapshot
         with tracer.request("POST", scope["path"], scope["headers"], request_id=request_id) as span:
             try:
-                await self._serve(scope, receive, ex, endpoint, headers, runtime, t0)
+                async with runtime.gate.admit():  # settings.max_concurrent, per worker
+                    await self._serve(scope, receive, ex, endpoint, headers, runtime, t0)
+            except Overloaded as err:  # raised before the request was read: nothing sent yet
+                await ex.fail(err)
             finally:
                 rec.total_ms = (time.perf_counter() - t0) * 1000.0
                 telemetry.finish(rec, snapshot.settings.log_prompts, span)
@@ -98,11 +102,10 @@ class Api:
         call: forward.Call | None = None
         counted = False
         try:
-            caller = snapshot.keyring.identify(
-                headers.get(b"authorization"), headers.get(b"x-api-key")
-            )
+            caller = snapshot.keyring.identify_headers(scope["headers"], settings.key_headers)
             rec.key_name = caller.name
             body = await asgi.read_body(headers, receive, settings.max_body)
+            body = with_default_model(body, settings.default_model)
             fields, model, stream, include_usage = parse(body, endpoint)
             rec.stream = stream
             telemetry.request_started(stream)

@@ -13,14 +13,11 @@ one summary or error event, and keepalive comments pass through untouched.
 """
 
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
-
-from litestar import asgi as asgi_route
 
 from proxy import asgi, errors
 from proxy.auth import pick_key
 from proxy.front.api import Api
-from proxy.runtime import Runtime, Snapshot
+from proxy.runtime import Snapshot
 from proxy.sse import Decoder
 from proxy.translate import simple_openai
 
@@ -158,22 +155,13 @@ class _Rewriter:
             await self._send({"type": "http.response.body", "body": out, "more_body": more})
 
 
-def _runtime(scope: asgi.Scope) -> Runtime:
-    runtime: Runtime = scope["app"].state.runtime
-    return runtime
+class SimpleChat:
+    """The `/chat` front door: an ASGI callable on the fast lane, in front of `api.chat`."""
 
+    def __init__(self, api: Api) -> None:
+        self.api = api
 
-@asgi_route("/chat", copy_scope=False)
-async def chat(scope: Any, receive: Any, send: Any) -> None:
-    runtime = _runtime(scope)
-    api = Api()  # the OpenAI chat handler, bound to this worker's runtime
-    api.runtime = runtime
-
-    async def send_once(message: asgi.Message) -> None:
-        # Litestar's request-id middleware adds x-request-id to what is served through it.
-        if message["type"] == "http.response.start":
-            kept = [(k, v) for k, v in message.get("headers", ()) if k.lower() != b"x-request-id"]
-            message = {**message, "headers": kept}
-        await send(message)
-
-    await serve(scope, receive, send_once, api.chat, runtime.snapshot)
+    async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
+        runtime = self.api.runtime
+        assert runtime is not None, "lifespan did not run"
+        await serve(scope, receive, send, self.api.chat, runtime.snapshot)

@@ -86,6 +86,12 @@ def test_chat_answers_with_the_text(client: httpx.Client, up: FakeUpstream) -> N
     assert "sk-upstream" not in resp.text and ALL_KEY not in up.requests[before].body.decode()
 
 
+def test_the_request_id_is_one_and_the_same(client: httpx.Client) -> None:
+    resp = client.post("/chat", json={"prompt": "hi"}, headers=ALL)
+    assert resp.status_code == 200
+    assert resp.headers.get_list("x-request-id") == [resp.json()["request_id"]]
+
+
 def test_chat_streams_deltas_and_a_summary(client: httpx.Client) -> None:
     plain = client.post("/chat", json={"model": "gpt-4o-mini", "prompt": "Hi"}, headers=ALL)
     with client.stream(
@@ -151,3 +157,15 @@ def test_errors_keep_the_openai_shape(client: httpx.Client) -> None:
     bad = client.post("/chat", json={"model": "demo"}, headers=ALL)
     assert bad.status_code == 400
     assert client.get("/chat", headers=ALL).status_code == 405
+
+
+def test_default_model_and_internal_auth_on_the_openai_door(client: httpx.Client) -> None:
+    hello = [{"role": "user", "content": "hi"}]
+    for body in ({"messages": hello}, {"model": "", "messages": hello}):
+        resp = client.post("/v1/chat/completions", json=body, headers=ALL)
+        assert resp.status_code == 200, resp.text
+        assert resp.headers["x-proxy-backend"] == "demo"
+    anthropic = {"max_tokens": 16, "messages": hello}
+    resp = client.post("/v1/messages", json=anthropic, headers={"x-api-key": ALL_KEY})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["type"] == "message"
