@@ -163,6 +163,7 @@ def document(key_headers: tuple[str, ...] = ("authorization", "x-api-key")) -> b
         ("/metrics", "Prometheus metrics", "text/plain"),
         ("/admin/config", "The loaded config, secrets masked (admin)", JSON),
         ("/admin/backends", "Backends and circuit state (admin)", JSON),
+        ("/admin/usage", "The usage ledger: ?key=&model=&from=&to=&group=&format= (admin)", JSON),
         ("/ui", "The playground page", "text/html"),
         ("/docs", "This API's documentation page", "text/html"),
         ("/openapi.json", "This document", JSON),
