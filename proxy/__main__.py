@@ -144,7 +144,7 @@ def _serve(args: argparse.Namespace) -> int:
     stamp = Path(stamp_dir) / "reload"
     stamp.touch()
     # What every worker reads once (`proxy.workers.current()`); granian's workers inherit it.
-    settings = WorkerSettings(path, stamp, max(1, args.workers), Path(stamp_dir))
+    settings = WorkerSettings(path, stamp, max(1, args.workers), Path(stamp_dir), args.host)
     os.environ.update(settings.to_env())
 
     class _Server(Server):  # type: ignore[misc, valid-type]

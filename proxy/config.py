@@ -109,6 +109,7 @@ class Timeouts(msgspec.Struct, frozen=True, kw_only=True):
     first_byte: float = 60.0  # until the response headers
     idle: float = 60.0  # longest gap between chunks
     total: float = 600.0
+    client_body: float = 30.0  # for the client to send its whole request body
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -126,6 +127,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     state_failure: StateFailure = "open"  # the state store unreachable: admit, or refuse
     state_timeout: float = 0.25  # seconds a state operation may take before that choice
     metrics_key: Secret | None = None  # when set, /metrics needs `Authorization: Bearer` it
+    # Host headers the gateway answers (DNS rebinding); None: loopback names when it listens
+    # on a loopback address, any host otherwise.
+    allowed_hosts: tuple[str, ...] | None = None
+    cors_origins: tuple[str, ...] = ()  # origins whose browsers may call the API ("*": any)
     key_headers: tuple[str, ...] = ("authorization", "x-api-key")  # lowercased, in order
     default_model: str | None = None  # used when a request names no model
     max_concurrent: int | None = None  # per worker; None: no cap
@@ -231,9 +236,10 @@ _SETTINGS = (
     *("failure_threshold", "cooldown", "retries", "timeouts", "max_body"),
     *("log_prompts", "admin_key", "keepalive", "on_disconnect"),
     *("state", "state_failure", "state_timeout", "metrics_key"),
+    *("allowed_hosts", "cors_origins"),
     *("key_headers", "default_model", "max_concurrent", "queue_timeout", "direct_addressing"),
 )
-_TIMEOUTS = ("connect", "first_byte", "idle", "total")
+_TIMEOUTS = ("connect", "first_byte", "idle", "total", "client_body")
 _MOCK_KNOBS = ("latency", "interval", "tokens", "chunks")
 _BACKEND = (
     *("type", "base_url", "api_key", "api_version", "headers", "max_connections", "stream"),
@@ -311,6 +317,14 @@ def _settings(r: Reader, node: yaml.Node) -> Settings:
         state_failure=r.get(f, "state_failure", choice(gov.STATE_FAILURES), d.state_failure),
         state_timeout=r.get(f, "state_timeout", duration(positive=True), d.state_timeout),
         metrics_key=Secret(metrics_key) if metrics_key else None,
+        allowed_hosts=(
+            _texts(r, "settings.allowed_hosts", f["allowed_hosts"][1])
+            if "allowed_hosts" in f
+            else None
+        ),
+        cors_origins=(
+            _texts(r, "settings.cors_origins", f["cors_origins"][1]) if "cors_origins" in f else ()
+        ),
         key_headers=_key_headers(r, f["key_headers"][1]) if "key_headers" in f else d.key_headers,
         default_model=r.get(f, "default_model", text, None),
         max_concurrent=r.get(f, "max_concurrent", integer(1), None),
@@ -343,6 +357,7 @@ def _timeouts(r: Reader, node: yaml.Node) -> Timeouts:
         first_byte=r.get(f, "first_byte", positive, d.first_byte),
         idle=r.get(f, "idle", positive, d.idle),
         total=r.get(f, "total", positive, d.total),
+        client_body=r.get(f, "client_body", positive, d.client_body),
     )
 
 
@@ -531,6 +546,12 @@ def _hex_digest(s: Scalar) -> bytes:
     if not _HEX_DIGEST.fullmatch(s.text):
         raise ValueError("expected 64 hex digits: the SHA-256 of the key")
     return bytes.fromhex(s.text)
+
+
+def _texts(r: Reader, what: str, node: yaml.Node) -> tuple[str, ...]:
+    """A list of plain strings (lower-cased: host names and origins compare that way)."""
+    values = (r.one(item, text, "") for item in r.items(node, what))
+    return tuple(v.lower() for v in values if v)
 
 
 def _globs(r: Reader, label: str, node: yaml.Node) -> tuple[str, ...]:

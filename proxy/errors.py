@@ -63,6 +63,16 @@ class MethodNotAllowed(ProxyError):
     status, type, anthropic_type = 405, "invalid_request_error", "invalid_request_error"
 
 
+class RequestTimeout(ProxyError):
+    status, type, anthropic_type = 408, "invalid_request_error", "timeout_error"
+    code = "client_body_timeout"
+
+
+class UnsupportedMediaType(ProxyError):
+    status, type, anthropic_type = 415, "invalid_request_error", "invalid_request_error"
+    code = "unsupported_media_type"
+
+
 class PayloadTooLarge(ProxyError):
     status, type, anthropic_type = 413, "invalid_request_error", "request_too_large"
     code = "request_too_large"

@@ -104,7 +104,9 @@ class Api:
         try:
             caller = snapshot.keyring.identify_headers(scope["headers"], settings.key_headers)
             rec.key_name = caller.name
-            body = await asgi.read_body(headers, receive, settings.max_body)
+            _check_json(headers.get(b"content-type"))
+            timeouts = settings.timeouts
+            body = await asgi.read_body(headers, receive, settings.max_body, timeouts.client_body)
             body = with_default_model(body, settings.default_model)
             fields, model, stream, include_usage = parse(body, endpoint)
             rec.stream = stream
@@ -181,3 +183,15 @@ class Api:
 def _attempts_header(rec: RequestRecord) -> list[tuple[bytes, bytes]]:
     """Once a request was routed, its errors say how many upstream attempts it made."""
     return [(b"x-proxy-attempts", str(rec.attempts).encode())] if rec.alias is not None else []
+
+
+def _check_json(content_type: bytes | None) -> None:
+    """JSON endpoints take JSON only: a cross-site page can send `text/plain` without a CORS
+    preflight, and must not get to spend the gateway's backend keys that way."""
+    media = (content_type or b"").split(b";", 1)[0].strip().lower()
+    if media == b"application/json" or media.endswith(b"+json"):
+        return
+    shown = media.decode("latin-1") or "none"
+    raise errors.UnsupportedMediaType(
+        f"send the request body as JSON with 'content-type: application/json' (got {shown})"
+    )

@@ -22,7 +22,9 @@ from proxy.sse import Decoder
 from proxy.translate import simple_openai
 
 Inner = Callable[[asgi.Scope, asgi.Receive, asgi.Send], Awaitable[None]]
-_HOP = (b"content-length", b"content-type", b"x-request-id", b"authorization", b"x-api-key")
+# Replaced for the inner request. `content-type` is kept: the inner door's JSON-only check
+# (a cross-site page may post text/plain without a preflight) sees what the client sent.
+_HOP = (b"content-length", b"content-encoding", b"x-request-id", b"authorization", b"x-api-key")
 
 
 async def serve(
@@ -39,7 +41,9 @@ async def serve(
     try:
         key = snapshot.keyring.identify_headers(scope["headers"], settings.key_headers)
         presented = pick_key(scope["headers"], settings.key_headers) if key.digest else None
-        body = await asgi.read_body(headers, receive, settings.max_body)
+        _json_only(headers.get(b"content-type"))
+        timeouts = settings.timeouts
+        body = await asgi.read_body(headers, receive, settings.max_body, timeouts.client_body)
         req = simple_openai.decode(body)
         openai_body = simple_openai.to_openai(
             req, simple_openai.model_name(req, settings.default_model)
@@ -51,7 +55,6 @@ async def serve(
     drop = {*_HOP, *(h.encode("latin-1") for h in settings.key_headers)}
     inner_headers = [(k, v) for k, v in scope["headers"] if k.lower() not in drop]
     inner_headers += [
-        (b"content-type", b"application/json"),
         (b"content-length", str(len(openai_body)).encode()),
         (b"x-request-id", request_id.encode("latin-1")),
     ]
@@ -69,6 +72,16 @@ async def serve(
         return await receive()  # the inner handler watches for the client going away
 
     await inner(inner_scope, inner_receive, _Rewriter(send, request_id).send)
+
+
+def _json_only(content_type: bytes | None) -> None:
+    """As on every JSON door: a cross-site page can post `text/plain` without a preflight."""
+    media = (content_type or b"").split(b";", 1)[0].strip().lower()
+    if media != b"application/json" and not media.endswith(b"+json"):
+        shown = media.decode("latin-1") or "none"
+        raise errors.UnsupportedMediaType(
+            f"send the request body as JSON with 'content-type: application/json' (got {shown})"
+        )
 
 
 async def _fail(

@@ -169,3 +169,12 @@ def test_default_model_and_internal_auth_on_the_openai_door(client: httpx.Client
     resp = client.post("/v1/messages", json=anthropic, headers={"x-api-key": ALL_KEY})
     assert resp.status_code == 200, resp.text
     assert resp.json()["type"] == "message"
+
+
+def test_chat_takes_json_only(client: httpx.Client, up: FakeUpstream) -> None:
+    before = len(up.requests)
+    body = b'{"model": "gpt-4o-mini", "prompt": "hi"}'
+    for content_type in ("text/plain", "application/x-www-form-urlencoded"):
+        resp = client.post("/chat", content=body, headers={**ALL, "content-type": content_type})
+        assert resp.status_code == 415, resp.text
+    assert len(up.requests) == before  # a cross-site form post spends nothing
