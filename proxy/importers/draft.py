@@ -23,6 +23,12 @@ class Env(str):
     __slots__ = ()
 
 
+class Flow(str):
+    """A value already written as YAML flow text (`{input: 2.5, output: 10}`): written as is."""
+
+    __slots__ = ()
+
+
 def env(name: str, default: str | None = None) -> Env:
     return Env(f"${{{name}}}" if default is None else f"${{{name}:-{default}}}")
 
@@ -65,6 +71,8 @@ def scalar(value: Value) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return json.dumps(value)
+    if isinstance(value, Flow):
+        return str(value)
     text = value if isinstance(value, Env) else value.replace("$", "$$")
     tag = _RESOLVER.resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
     if _PLAIN.fullmatch(text) and tag == "tag:yaml.org,2002:str":

@@ -17,7 +17,7 @@ import math
 from typing import Any, NamedTuple
 
 from proxy.importers import source
-from proxy.importers.draft import Draft, Env, Value, env, render
+from proxy.importers.draft import Draft, Env, Flow, Value, env, render
 
 
 class Provider(NamedTuple):
@@ -64,7 +64,15 @@ _STRATEGIES = {
     "least-busy": "least_busy",
     "latency-based-routing": "latency",
 }
-_PARAMS = ("model", "api_base", "api_key", "api_version", "weight", "order", "rpm", "tpm")
+_COSTS = {  # LiteLLM's USD per token → llm-proxy's price, USD per million tokens
+    "input_cost_per_token": "input",
+    "output_cost_per_token": "output",
+    "cache_read_input_token_cost": "cached_input",
+}
+_PARAMS = (
+    *("model", "api_base", "api_key", "api_version", "weight", "order", "rpm", "tpm"),
+    *_COSTS,
+)
 _ROUTER = (
     *("num_retries", "timeout", "cooldown_time", "allowed_fails", "routing_strategy"),
     *("fallbacks", "model_group_alias"),
@@ -81,7 +89,7 @@ _WHY = {
     "content_policy_fallbacks": "llm-proxy fails over on errors, not on content policy",
     "temperature": "llm-proxy forwards request parameters as the client sent them",
     "max_tokens": "llm-proxy forwards request parameters as the client sent them",
-    "model_info": "not used; prices go in a target's price: {input, output}",
+    "model_info": "only its token prices (input/output_cost_per_token) are used",
 }
 
 
@@ -90,6 +98,7 @@ class _Target(NamedTuple):
     model: str
     priority: int
     weight: float | None
+    price: Flow | None = None
 
 
 def convert(text: str, name: str = "config.yaml") -> str:
@@ -161,11 +170,26 @@ def _deployment(draft: Draft, out: dict[str, list[_Target]], i: int, item: dict[
     for key in params:
         if key not in _PARAMS:
             draft.note(f"{where} litellm_params.{key}", _WHY.get(key, "no equivalent in llm-proxy"))
+    info = source.mapping(item.get("model_info"))
     for key in item:
+        if key == "model_info" and set(info) <= set(_COSTS):
+            continue
         if key not in ("model_name", "litellm_params", "rpm", "tpm"):
             draft.note(f"{where} {key}", _WHY.get(key, "no equivalent in llm-proxy"))
     priority = int(order) if order is not None and 0 <= order < 2**31 else -1  # -1: no order
-    out.setdefault(alias, []).append(_Target(backend, rest, priority, weight))
+    price = _price({**info, **params})
+    out.setdefault(alias, []).append(_Target(backend, rest, priority, weight, price))
+
+
+def _price(values: dict[str, Any]) -> Flow | None:
+    """`{input: ..., output: ...}` in USD per million tokens, from LiteLLM's per-token costs."""
+    parts = []
+    for key, name in _COSTS.items():
+        cost = source.number(values.get(key))
+        if cost is not None and 0 <= cost < 1:  # per token: a dollar a token is a typo
+            per_million = f"{cost * 1e6:.6f}".rstrip("0").rstrip(".")  # never 1e-06: YAML text
+            parts.append(f"{name}: {per_million}")
+    return Flow("{" + ", ".join(parts) + "}") if parts else None
 
 
 def _backend(draft: Draft, where: str, prefix: str, params: dict[str, Any]) -> str | None:
@@ -218,6 +242,8 @@ def _weighted(draft: Draft, alias: str, found: list[_Target]) -> list[dict[str, 
     out: list[dict[str, Value]] = []
     for t in found:
         target: dict[str, Value] = {"backend": t.backend, "model": t.model}
+        if t.price is not None:
+            target["price"] = t.price
         priority = t.priority if t.priority >= 0 else last
         if priority:
             target["priority"] = priority

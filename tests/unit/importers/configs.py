@@ -42,6 +42,9 @@ model_list:
     litellm_params:
       model: anthropic/claude-3-5-sonnet-20241022
       api_key: os.environ/ANTHROPIC_API_KEY
+    model_info:
+      input_cost_per_token: 0.000003
+      output_cost_per_token: 0.000015
   - model_name: gemini-flash
     litellm_params:
       model: gemini/gemini-1.5-flash

@@ -78,6 +78,9 @@ def test_fallbacks_become_later_tiers() -> None:
         [("openai", "gpt-4o-mini", 1)],
         [("openai", "llama3.2", 1)],
     ]
+    claude = next(m for m in config.models if m.alias == "claude-sonnet").targets[0]
+    assert claude.price is not None  # LiteLLM's USD per token, as USD per million tokens
+    assert (claude.price.input, claude.price.output) == (3.0, 15.0)
     ollama = next(b for b in config.backends if b.name == "ollama")
     assert ollama.base_url == "http://localhost:11434/v1"
     assert (config.settings.retries, config.settings.timeouts.total) == (3, 120)
@@ -193,6 +196,7 @@ _DEPLOYMENT = st.fixed_dictionaries(
                 "order": _SCALARS,
                 "api_version": _SCALARS,
                 "extra": _ANY,
+                "input_cost_per_token": _SCALARS | st.floats(0, 1e-3),
             },
         ),
     },
