@@ -49,7 +49,8 @@ models:
   gpt-4o:
     targets:
       - {{backend: dead, model: gpt-4o-2024-08-06}}
-      - {{backend: demo, model: stand-in, priority: 1, weight: 2}}
+      - {{backend: demo, model: stand-in, priority: 1, weight: 2,
+         price: {{input: 2.5, output: 10}}}}
   ghost: {{targets: [{{backend: off}}]}}
   "dead/*": {{targets: [{{backend: dead, model: "*"}}]}}
 keys:
@@ -89,7 +90,8 @@ def test_catalogue_lists_what_the_key_may_use(client: httpx.Client) -> None:
         {"backend": "dead", "type": "openai", "model": "gpt-4o-2024-08-06", "priority": 0,
          "weight": 1, "stream": True, "enabled": True, "circuit": gpt["targets"][0]["circuit"]},
         {"backend": "demo", "type": "mock", "model": "stand-in", "priority": 1, "weight": 2,
-         "stream": True, "enabled": True, "circuit": "closed"},
+         "stream": True, "enabled": True, "circuit": "closed",
+         "price": {"input": 2.5, "output": 10.0, "cached_input": None}},
     ]  # fmt: skip
 
 
