@@ -23,6 +23,9 @@ import yaml
 
 from proxy import config_env
 from proxy import config_governance as gov
+from proxy.config_backends import FIELDS as _NEW_BACKEND_FIELDS
+from proxy.config_backends import OptionValue, hf_token
+from proxy.config_backends import read as _read_new_fields
 from proxy.config_env import Override
 from proxy.config_governance import Budget, Limits, Price, StateFailure
 from proxy.config_yaml import (
@@ -45,6 +48,7 @@ from proxy.config_yaml import (
     size,
     text,
 )
+from proxy.template import HttpTemplate
 
 __all__ = [
     "Backend",
@@ -96,11 +100,16 @@ class Secret:
 
 LogPrompts = Literal["none", "redacted", "full"]
 OnDisconnect = Literal["cancel", "drain"]
-BackendType = Literal["openai", "azure", "anthropic", "gemini", "mock"]
+BackendType = Literal[
+    "openai", "azure", "anthropic", "gemini", "mock", "ollama", "http", "huggingface"
+]
 Strategy = Literal["weighted", "least_busy", "latency"]
 _LOG_PROMPTS: tuple[LogPrompts, ...] = ("none", "redacted", "full")
 _ON_DISCONNECT: tuple[OnDisconnect, ...] = ("cancel", "drain")
-_BACKEND_TYPES: tuple[BackendType, ...] = ("openai", "azure", "anthropic", "gemini", "mock")
+_BACKEND_TYPES: tuple[BackendType, ...] = (
+    *("openai", "azure", "anthropic", "gemini", "mock"),
+    *("ollama", "http", "huggingface"),
+)
 _STRATEGIES: tuple[Strategy, ...] = ("weighted", "least_busy", "latency")
 
 
@@ -153,6 +162,11 @@ class Backend(msgspec.Struct, frozen=True, kw_only=True):
     interval: float = 0.0  # mock only: seconds between stream chunks
     tokens: int = 16  # mock only: completion tokens produced
     chunks: int = 0  # mock only: content chunks in a stream; 0 = one per token
+    options: tuple[tuple[str, OptionValue], ...] = ()  # ollama only: `options` defaults
+    keep_alive: str | None = None  # ollama only: how long the model stays loaded
+    discover: float = 0.0  # seconds between model listings; 0: no discovery
+    prefix: str = ""  # discovered models are routed as PREFIX/NAME
+    template: HttpTemplate | None = None  # http only: request and response description
 
     @property
     def enabled(self) -> bool:
@@ -161,7 +175,12 @@ class Backend(msgspec.Struct, frozen=True, kw_only=True):
     def __repr__(self) -> str:
         # Header values may be tokens; keep them out of logs that print a Backend.
         masked = tuple((name, "***") for name, _ in self.headers)
-        return msgspec.Struct.__repr__(msgspec.structs.replace(self, headers=masked))
+        shown = msgspec.structs.replace(self, headers=masked)
+        if self.template is not None:  # `${VAR}`s in a body template may be secrets
+            shown = msgspec.structs.replace(
+                shown, template=msgspec.structs.replace(self.template, body="***")
+            )
+        return msgspec.Struct.__repr__(shown)
 
 
 class Target(msgspec.Struct, frozen=True, kw_only=True):
@@ -245,6 +264,7 @@ _BACKEND = (
     *("type", "base_url", "api_key", "api_version", "headers", "max_connections", "stream"),
     "max_output_tokens",
     *_MOCK_KNOBS,
+    *_NEW_BACKEND_FIELDS,
 )
 _MODEL = ("targets", "strategy")
 _TARGET = ("backend", "model", "priority", "weight", "price")
@@ -253,6 +273,8 @@ _DEFAULT_URLS: dict[BackendType, str] = {
     "openai": "https://api.openai.com/v1",
     "anthropic": "https://api.anthropic.com",
     "gemini": "https://generativelanguage.googleapis.com",
+    "ollama": "http://127.0.0.1:11434",
+    "huggingface": "https://router.huggingface.co/v1",
 }
 _AZURE_API_VERSION = "2024-10-21"
 _BACKEND_NAME = re.compile(r"[!-~]+")  # visible ASCII: it goes out in x-proxy-backend
@@ -381,10 +403,24 @@ def _backend(r: Reader, name: str, key: yaml.Node, node: yaml.Node) -> Backend:
     if "api_version" in f and kind not in (None, "azure"):
         r.problem(f["api_version"][0], "api_version applies only to type: azure backends")
     base_url = r.get(f, "base_url", _url, "")
+    if kind == "ollama" and base_url.endswith("/v1"):  # the OpenAI-compatible root, pasted
+        r.warn(f["base_url"][1], "an ollama backend's base_url is the server root: '/v1' dropped")
+        base_url = base_url.removesuffix("/v1")
     if not base_url and kind == "azure":
         r.problem(key, f"azure backend {name!r} needs base_url: https://RESOURCE.openai.azure.com")
+    if not base_url and kind == "http":
+        r.problem(key, f"http backend {name!r} needs base_url: http://HOST:PORT")
     api_key, disabled = _api_key(r, name, f)
+    if kind == "huggingface" and "api_key" not in f:
+        token, disabled = hf_token(r, name, key, given_url=base_url)
+        api_key = Secret(token) if token else None
+    extra = _read_new_fields(r, name, kind, key, f)
     d = Backend(name=name, type="mock")
+    stream = r.get(f, "stream", boolean, d.stream)
+    if extra.template is not None and extra.template.stream_format is None:
+        if "stream" in f and stream:
+            r.problem(f["stream"][1], "stream: true needs response.stream: {format: ndjson|sse}")
+        stream = False  # the gateway synthesizes the stream from the whole answer
     return Backend(
         name=name,
         type=kind or "mock",  # "mock" only stands in while a problem is being reported
@@ -394,12 +430,13 @@ def _backend(r: Reader, name: str, key: yaml.Node, node: yaml.Node) -> Backend:
         headers=_headers(r, name, f["headers"][1]) if "headers" in f else (),
         max_connections=r.get(f, "max_connections", integer(1), d.max_connections),
         max_output_tokens=r.get(f, "max_output_tokens", integer(1), None),
-        stream=r.get(f, "stream", boolean, d.stream),
+        stream=stream,
         disabled=disabled,
         latency=r.get(f, "latency", duration(positive=False), d.latency),
         interval=r.get(f, "interval", duration(positive=False), d.interval),
         tokens=r.get(f, "tokens", integer(1), d.tokens),
         chunks=r.get(f, "chunks", integer(0), d.chunks),
+        **extra._asdict(),
     )
 
 

@@ -12,6 +12,7 @@ so a catch-all glob can't hide it. Which names a key may use is the caller's che
 name as written.
 """
 
+import copy
 import fnmatch
 import random
 import re
@@ -117,6 +118,23 @@ class RouteTable:
                 target = Target(backend=backend, model=model)
                 return Route(name, "weighted", _tiers((target,), name, "", self._enabled, name))
         return None
+
+    def extended(self, models: Sequence[Model]) -> "RouteTable":
+        """A new table that also routes `models` (discovered ones: exact aliases, one target
+        each). An alias the config already names keeps its configured route; this table is
+        left as it was."""
+        table = copy.copy(self)
+        table._exact = dict(self._exact)
+        table._routes = {}
+        listed = list(self.aliases)
+        for model in models:
+            if "*" in model.alias or model.alias in table._exact:
+                continue
+            table._exact[model.alias] = model
+            if any(t.backend in self._enabled for t in model.targets):
+                listed.append(model.alias)
+        table.aliases = tuple(listed)
+        return table
 
     def fixed_targets(self) -> frozenset[TargetKey]:
         """Every target of an exact alias: the per-target state that is never evicted."""

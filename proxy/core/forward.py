@@ -197,7 +197,7 @@ async def _attempt(
         try:
             forwarded = forwarded_headers(req.headers, wire == "anthropic", req.request_id)
             tracer.inject(forwarded)
-            body = body_for(req, wire, config.stream, key.model)
+            body = body_for(req, wire, config.stream, key.model, state.adapter.translator)
             request = state.adapter.build(
                 endpoint_on(req.endpoint, wire),
                 clamp_output(body, wire, config.max_output_tokens),
@@ -246,7 +246,8 @@ async def _exchange(
             await _client_error(call, state, key, upstream, data)
             return None  # the target is healthy: the request was at fault
         if req.stream and state.config.stream:
-            tr = None if req.front == wire else translate.pick(req.front, wire)
+            own = state.adapter.translator
+            tr = None if req.front == wire else translate.choose(req.front, wire, own)
             stream = Stream(
                 req.front,
                 tr.Stream(
@@ -259,6 +260,7 @@ async def _exchange(
                 else None,
                 req.include_usage,
                 upstream=wire,
+                framing=state.adapter.framing,
             )
             await relay(ex, upstream, stream, key, span, call.t0)
             return headers_at - sent
@@ -266,14 +268,14 @@ async def _exchange(
         call.upstream_time += time.perf_counter() - headers_at
     finally:
         upstream.release()
-    await _answer(call, key, wire, data, span, upstream)
+    await _answer(call, key, state, data, span, upstream)
     return headers_at - sent
 
 
 async def _answer(
     call: Call,
     key: TargetKey,
-    wire: errors.Wire,
+    state: BackendState,
     data: bytes,
     span: AttemptSpan,
     upstream: UpstreamResponse,
@@ -282,7 +284,8 @@ async def _answer(
     (for a `stream: false` backend)."""
     req, ex = call.req, call.ex
     rec = ex.record
-    tr = None if req.front == wire else translate.pick(req.front, wire)
+    wire = state.adapter.wire
+    tr = None if req.front == wire else translate.choose(req.front, wire, state.adapter.translator)
     try:
         if tr is not None:
             data = tr.response(data, req.model, id=req.request_id, created=int(time.time()))

@@ -11,6 +11,7 @@ it ended (cancelled by the client or the server included).
 import asyncio
 import logging
 import time
+from pathlib import Path
 
 from proxy import accesslog, asgi, auth, errors, telemetry
 from proxy.admission import Overloaded
@@ -36,6 +37,14 @@ class Api:
     def __init__(self) -> None:
         self.runtime: Runtime | None = None
         self.governor: Governor | None = None  # limits, budgets and the usage ledger
+        self._open: set[asyncio.Task[object]] = set()  # requests being served
+        self._closing = False  # grace is nearly over: open requests are being ended
+
+    def close_open(self) -> None:
+        """End every request still being served (the worker is about to be killed)."""
+        self._closing = True
+        for task in list(self._open):
+            task.cancel()
 
     async def chat(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
         await self._handle(scope, receive, send, "chat", "openai")
@@ -97,6 +106,9 @@ class Api:
         settings = snapshot.settings
         rec = ex.record
         watchdog: asgi.Watchdog | None = None
+        task = asyncio.current_task()
+        if task is not None:
+            self._open.add(task)
         governor = self.governor
         verdict: Verdict | None = None
         call: forward.Call | None = None
@@ -143,12 +155,17 @@ class Api:
         except errors.ProxyError as err:
             await ex.fail(err, _attempts_header(rec))
         except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if watchdog is None or task is None or not (watchdog.gone or watchdog.expired):
+            ours = watchdog is not None and (watchdog.gone or watchdog.expired)
+            if task is None or not (ours or self._closing):
                 raise
-            task.uncancel()  # our own cancel: the client left, or the deadline passed
-            if watchdog.gone:
+            task.uncancel()  # our own cancel: the client left, the deadline passed, shutdown
+            if watchdog is not None and watchdog.gone:
                 rec.error_type = "client_disconnected"
+            elif self._closing and not (watchdog is not None and watchdog.expired):
+                stopping = errors.ShuttingDown(
+                    "the gateway is shutting down and its grace period is over; retry"
+                )
+                await ex.fail(stopping, _attempts_header(rec))
             else:
                 total = settings.timeouts.total
                 expired = errors.GatewayTimeout(
@@ -162,6 +179,8 @@ class Api:
             )
             await ex.fail(internal, _attempts_header(rec))
         finally:
+            if task is not None:
+                self._open.discard(task)
             if watchdog is not None:
                 watchdog.close()
             if counted:
@@ -178,6 +197,19 @@ class Api:
                     output_tokens=rec.tokens_out,
                     error=rec.status >= 400 or rec.error_type is not None,
                 )
+
+
+SHUTDOWN_MARGIN = 1.0  # seconds before the kill that open requests are ended
+
+
+async def watch_shutdown(api: Api, flag: Path, grace: float, poll: float = 0.25) -> None:
+    """Run until cancelled: once `serve` writes `flag` (it was told to stop), wait until just
+    before the grace period ends, then end every open request in its own protocol (an error
+    event on a stream, a 503 otherwise), so each is answered and logged before the kill."""
+    while not await asyncio.to_thread(flag.exists):  # noqa: ASYNC110 (a file is the signal)
+        await asyncio.sleep(poll)
+    await asyncio.sleep(max(0.0, grace - SHUTDOWN_MARGIN - poll))
+    api.close_open()
 
 
 def _attempts_header(rec: RequestRecord) -> list[tuple[bytes, bytes]]:

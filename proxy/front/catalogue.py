@@ -7,6 +7,7 @@ into one answer), and nothing in it is a secret: no keys, base URLs or upstream 
 """
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -75,9 +76,17 @@ def entry(
 
 
 def listing(
-    snapshot: Snapshot, key: ClientKey, circuits: dict[TargetKey, Circuit], now: float
+    snapshot: Snapshot,
+    key: ClientKey,
+    circuits: dict[TargetKey, Circuit],
+    now: float,
+    discovered: Sequence[Model] = (),
 ) -> dict[str, Any]:
-    models = [m for m in snapshot.config.models if auth.allowed(key, m.alias)]
+    """The configured aliases, then the discovered ones this snapshot routes (`discover:`)."""
+    configured = {m.alias for m in snapshot.config.models}
+    routed = set(snapshot.table.aliases)
+    found = [m for m in discovered if m.alias in routed and m.alias not in configured]
+    models = [m for m in (*snapshot.config.models, *found) if auth.allowed(key, m.alias)]
     return {
         "object": "list",
         "generation": snapshot.generation,
@@ -89,4 +98,5 @@ def listing(
 def catalogue(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
     runtime = _runtime(state)
     snapshot = runtime.snapshot
-    return listing(snapshot, caller(request, snapshot), runtime.circuits, time.monotonic())
+    key = caller(request, snapshot)
+    return listing(snapshot, key, runtime.circuits, time.monotonic(), runtime.discovered)

@@ -9,6 +9,8 @@ its own `Host`, so a gateway listening on loopback answers only loopback names u
 refuse bodies that are not `application/json`, which a page can only send after a preflight.
 """
 
+import functools
+
 from proxy.addresses import is_loopback
 
 
@@ -20,6 +22,7 @@ def host_name(host: bytes) -> str:
     return text.rsplit(":", 1)[0] if text.count(":") == 1 else text
 
 
+@functools.lru_cache(maxsize=1024)  # per request on every path: parse each Host once
 def host_allowed(host: bytes | None, allowed: tuple[str, ...] | None, bind: str | None) -> bool:
     """May a request with this `Host` be answered? `allowed` None: only loopback names when
     the gateway listens on a loopback address (`bind`), any name otherwise."""

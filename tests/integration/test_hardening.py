@@ -399,3 +399,43 @@ def test_every_request_is_logged_once_and_404s_name_only_allowed_models(
     for rid, status in ids:
         assert lines[rid]["status"] == status
     assert "transport error" not in gw.log_text().lower()
+
+
+# --- item 8: streams longer than --grace end with an error event, and are logged -------------
+
+
+@pytest.mark.timeout(60)
+def test_a_stream_outliving_grace_ends_with_an_error_event(
+    routes_file: RoutesFile, tmp_path: Path
+) -> None:
+    path = routes_file(
+        """
+        version: 1
+        backends:
+          slow: {type: mock, interval: 300ms, tokens: 200}
+        models:
+          slow: {targets: [{backend: slow}]}
+        """
+    )
+    gw = launch(path, tmp_path, args=["--grace", "3"])
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30)
+        conn.request(
+            "POST", "/v1/chat/completions", json.dumps(chat("slow", stream=True)),
+            {"content-type": "application/json"},
+        )  # fmt: skip
+        resp = conn.getresponse()
+        first = resp.read1(65536)
+        assert first.startswith(b"data: ")
+        gw.proc.terminate()  # SIGTERM to `serve`: grace begins
+        rest = resp.read()
+        conn.close()
+        assert gw.proc.wait(timeout=15) == 0
+    finally:
+        gw.stop()
+    body = first + rest
+    assert b'"code":"shutting_down"' in body
+    assert b"[DONE]" not in body
+    line = next(d for d in access_lines(gw) if d.get("endpoint") == "chat")
+    assert line["error_type"] == "shutting_down" and line["stream"] is True
+    assert "refused to gracefully stop" not in gw.log_text()

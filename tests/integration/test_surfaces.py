@@ -12,7 +12,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from tests.conftest import Gateway, RoutesFile, serve
-from tests.upstreams import refused_url
+from tests.upstreams import FakeUpstream, refused_url
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -44,6 +44,7 @@ backends:
     base_url: "{dead}"
     api_key: ${{SURF_OPENAI_KEY}}
   off: {{type: openai, api_key: "${{SURF_UNSET_KEY:-}}"}}
+  local: {{type: openai, base_url: "{local}", discover: true}}
 models:
   demo: {{targets: [{{backend: demo}}]}}
   gpt-4o:
@@ -60,9 +61,15 @@ keys:
 
 
 @pytest.fixture(scope="module")
-def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def local() -> Iterator[FakeUpstream]:
+    with FakeUpstream(models=("qwen3", "llama3.2")) as upstream:
+        yield upstream
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory, local: FakeUpstream) -> Iterator[Gateway]:
     directory = tmp_path_factory.mktemp("surfaces")
-    config = RoutesFile(directory)(CONFIG.format(dead=refused_url()))
+    config = RoutesFile(directory)(CONFIG.format(dead=refused_url(), local=local.url))
     with serve(config, directory, env=ENV) as gateway:
         yield gateway
 
@@ -99,7 +106,8 @@ def test_catalogue_at_models_with_the_internal_auth_header(client: httpx.Client)
     resp = client.get("/models", headers=SERVICE)
     assert resp.status_code == 200, resp.text
     models = _by_id(resp.json())
-    assert set(models) == {"demo", "gpt-4o", "ghost", "dead/*"}
+    assert set(models) == {"demo", "gpt-4o", "ghost", "dead/*", "local/qwen3", "local/llama3.2"}
+    assert models["local/qwen3"]["targets"][0]["model"] == "qwen3"  # discovered (discover: true)
     assert models["ghost"]["available"] is False
     assert models["ghost"]["targets"][0]["enabled"] is False
     assert models["dead/*"]["glob"] is True
@@ -132,7 +140,8 @@ def test_catalogue_needs_a_key(client: httpx.Client) -> None:
 def test_v1_models_reads_the_key_headers_too(client: httpx.Client) -> None:
     resp = client.get("/v1/models", headers=SERVICE)
     assert resp.status_code == 200, resp.text
-    assert {m["id"] for m in resp.json()["data"]} == {"demo", "gpt-4o"}  # ghost is disabled
+    listed = {m["id"] for m in resp.json()["data"]}
+    assert listed == {"demo", "gpt-4o", "local/qwen3", "local/llama3.2"}  # ghost is disabled
 
 
 def test_openapi_validates_as_3_1(client: httpx.Client) -> None:
@@ -177,7 +186,7 @@ def test_env_overrides_show_in_admin_config(client: httpx.Client) -> None:
 
 
 def test_check_names_a_bad_variable_and_serve_refuses(tmp_path: Path) -> None:
-    config = RoutesFile(tmp_path)(CONFIG.format(dead=refused_url()))
+    config = RoutesFile(tmp_path)(CONFIG.format(dead=refused_url(), local=refused_url()))
     env = {**ENV, "PATH": "", "LLM_PROXY__SETTINGS__RETRIES": "many"}
     for command in (["check", str(config)], ["serve", "--config", str(config), "--port", "9"]):
         done = subprocess.run(
