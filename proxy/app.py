@@ -29,7 +29,7 @@ from litestar.types import ASGIApp, Message, Receive, Send
 
 from proxy import accesslog, admin, asgi, errors, redact, telemetry, workers
 from proxy.config import Settings
-from proxy.front import guard
+from proxy.front import catalogue, guard, openapi, simple
 from proxy.front.api import Api, watch_shutdown
 from proxy.observe import metrics
 from proxy.record import RequestRecord
@@ -266,6 +266,9 @@ def create_app(path: Path | None = None) -> Gateway:
             admin.metrics_endpoint,
             admin.admin_usage,
             admin.ui,
+            catalogue.catalogue,
+            openapi.openapi_json,
+            openapi.docs,
         ],
         lifespan=[lifespan],
         exception_handlers={Exception: _render},
@@ -279,6 +282,7 @@ def create_app(path: Path | None = None) -> Gateway:
         ("/v1/embeddings", api.embeddings),
         ("/v1/messages", api.messages),
         ("/v1/messages/count_tokens", api.count_tokens),
+        ("/chat", simple.SimpleChat(api)),
     ):
         fast[route] = handler
         fast[route + "/"] = handler

@@ -81,6 +81,8 @@ FAMILIES = (
             "(the state_failure mode answered instead).", "op"),
     _family("gauge", "budget_remaining_usd", "USD left in the key's budget period, as last "
             "seen by any worker (the key's name, never the key).", "key", agg="min"),
+    _family("counter", "admission_total", "Requests under settings.max_concurrent by result "
+            "(admitted, queued, refused).", "result"),
 )  # fmt: skip
 BY_NAME = {f.name: f for f in FAMILIES}
 
@@ -174,6 +176,7 @@ _ttft = _h["llm_proxy_time_to_first_token_seconds"]
 _overhead = _h["llm_proxy_gateway_overhead_seconds"]
 _state_failures = _s["llm_proxy_state_failures_total"]
 _budget_left = _s["llm_proxy_budget_remaining_usd"]
+_admission = _s["llm_proxy_admission_total"]
 
 
 def _observe(
@@ -249,6 +252,12 @@ def state_failed(op: str) -> None:
 
 def budget_remaining(key_name: str, usd: float) -> None:
     _budget_left[(key_name,)] = usd
+    REGISTRY.dirty = True
+
+
+def admission(result: str) -> None:
+    """One request met the concurrency cap: admitted, queued (waited for a slot) or refused."""
+    _admission[(result,)] = _admission.get((result,), 0.0) + 1
     REGISTRY.dirty = True
 
 
