@@ -305,7 +305,7 @@ async def metrics_endpoint(request: Request[Any, Any, Any], state: State) -> str
     metrics_key = runtime.snapshot.settings.metrics_key
     if metrics_key is not None and not _bearer_is(request, metrics_key):
         raise errors.Unauthorized("/metrics needs 'Authorization: Bearer <metrics_key>'")
-    return await metrics.scrape(metrics.info_of(runtime))
+    return await metrics.scrape(runtime.metrics_info())
 
 
 @get("/admin/usage")

@@ -99,6 +99,21 @@ class Runtime:
             config.settings.max_concurrent, config.settings.queue_timeout, metrics.admission
         )
 
+    def metrics_info(self) -> metrics.RuntimeInfo:
+        """This runtime's numbers for `/metrics`; circuits of glob-expanded targets only while
+        not closed (their model names are client text: a closed one says nothing a label set
+        should be spent on)."""
+        now = time.monotonic()
+        pinned = self.circuits.pinned
+        circuits = []
+        for k, c in self.circuits.items():
+            state = c.state(now)
+            if state != "closed" or k in pinned:
+                circuits.append((k.backend, k.model, state))
+        return metrics.RuntimeInfo(
+            self.snapshot.generation, self.reloads_ok, self.reloads_failed, circuits
+        )
+
     def _table(self, config: Config) -> RouteTable:
         names = {b.name for b in config.backends}
         found = [m for m in self.discovered if m.targets[0].backend in names]

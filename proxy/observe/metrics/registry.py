@@ -7,17 +7,13 @@ copy of the registry as it stands: what `publish` writes to disk and `export` re
 
 import bisect
 import os
-import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 import msgspec
 
 from proxy.observe.metrics import prices
 from proxy.record import RequestRecord
-
-if TYPE_CHECKING:
-    from proxy.runtime import Runtime
 
 Labels = tuple[str, ...]
 Kind = Literal["counter", "gauge", "histogram"]
@@ -94,21 +90,6 @@ class RuntimeInfo(NamedTuple):
     reloads_ok: int
     reloads_failed: int
     circuits: Sequence[tuple[str, str, str]] = ()  # (backend, provider model, state)
-
-
-def info_of(runtime: "Runtime") -> RuntimeInfo:
-    """The runtime's numbers; circuits of glob-expanded targets only while not closed (their
-    model names are client text: a closed one says nothing a label set should be spent on)."""
-    now = time.monotonic()
-    pinned = runtime.circuits.pinned
-    circuits = []
-    for k, c in runtime.circuits.items():
-        state = c.state(now)
-        if state != "closed" or k in pinned:
-            circuits.append((k.backend, k.model, state))
-    return RuntimeInfo(
-        runtime.snapshot.generation, runtime.reloads_ok, runtime.reloads_failed, circuits
-    )
 
 
 class Registry:
