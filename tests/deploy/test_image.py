@@ -11,6 +11,7 @@ minutes when it runs: the build dominates).
 """
 
 import contextlib
+import http.server
 import json
 import os
 import resource
@@ -173,6 +174,72 @@ def test_image_metadata(podman: Podman, image: str) -> None:
     probe = "for t in gcc cc pip pip3; do command -v $t; done; true"
     found = podman("run", "--rm", *podman.limits(), image, "sh", "-c", probe)
     assert found.stdout.strip() == "", found.stdout
+
+
+class Collector:
+    """A stand-in OTLP/HTTP collector on the host: records each POST /v1/traces body."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+        self.port = free_port()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", "0"))
+                if self.path == "/v1/traces":
+                    outer.bodies.append(self.rfile.read(length))
+                self.send_response(200)
+                self.send_header("content-type", "application/x-protobuf")
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "Collector":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+def test_image_exports_traces_over_otlp(podman: Podman, image: str) -> None:
+    """What deploy/compose.yaml relies on: the image ships the OTLP exporter and uses it."""
+    port = free_port()
+    name = f"llm-proxy-otlp-{port}"
+    with Collector() as collector:
+        podman(
+            "run", "--detach", "--name", name, "--network", "host", *podman.limits(),
+            "--health-interval", "disable",
+            "-e", "LLM_PROXY_TRACING=otlp",
+            "-e", f"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:{collector.port}",
+            "-e", "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
+            "-e", "OTEL_BSP_SCHEDULE_DELAY=100",
+            image, "llm-proxy", "serve", "--host", "127.0.0.1", "--port", str(port),
+        )  # fmt: skip
+        try:
+            c = Container(podman, name, port)
+            c.wait_ready()
+            body = {"model": "demo", "messages": [{"role": "user", "content": "Hello"}]}
+            resp = httpx.post(
+                f"{c.url}/v1/chat/completions", json=body, timeout=10, trust_env=False
+            )
+            assert resp.status_code == 200, resp.text
+            for _ in range(100):  # about 10 s at most: spans go out every 100 ms
+                if collector.bodies:
+                    break
+                threading.Event().wait(0.1)
+            assert collector.bodies, f"no span batch reached the collector:\n{c.logs()}"
+            assert any(b"llm-proxy" in b or b"demo" in b for b in collector.bodies)
+        finally:
+            podman("rm", "--force", "--time", "0", name, check=False)
 
 
 def test_image_serves_runs_unprivileged_and_is_healthy(podman: Podman, image: str) -> None:
