@@ -25,11 +25,7 @@ import httpx
 import pytest
 
 from tests.conftest import REPO, free_port
-from tests.deploy.test_configmap_reload import (
-    ConfigMapVolume,
-    config_text,
-    wait_until,
-)
+from tests.deploy.support import ConfigMapVolume, config_text, wait_until
 
 BASE_ENV = "LLM_PROXY_PYTHON_IMAGE"
 PODMAN = shutil.which("podman")
