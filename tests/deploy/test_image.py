@@ -45,6 +45,9 @@ pytestmark = [
     ),
 ]
 IMAGE = "localhost/llm-proxy:test"
+# what deploy/k8s asks of the pod: read-only root (podman mounts a tmpfs on /tmp), no
+# capabilities, no privilege escalation
+HARDENED = ["--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
@@ -148,7 +151,7 @@ def run(podman: Podman, image: str, args: Sequence[str] = ()) -> Iterator[Contai
     name = f"llm-proxy-test-{port}"
     podman(
         "run", "--detach", "--name", name, "--publish", f"127.0.0.1:{port}:8080",
-        "--health-interval", "disable", *podman.limits(), *args, image,
+        "--health-interval", "disable", *podman.limits(), *HARDENED, *args, image,
     )  # fmt: skip
     try:
         container = Container(podman, name, port)
