@@ -174,7 +174,9 @@ def test_image_metadata(podman: Podman, image: str) -> None:
     assert config.get("StopSignal") == "SIGTERM"
     # no compiler or pip in the runtime stage
     probe = "for t in gcc cc pip pip3; do command -v $t; done; true"
-    found = podman("run", "--rm", *podman.limits(), image, "sh", "-c", probe)
+    found = podman(
+        "run", "--rm", "--health-interval", "disable", *podman.limits(), image, "sh", "-c", probe
+    )  # fmt: skip
     assert found.stdout.strip() == "", found.stdout
 
 
