@@ -48,7 +48,7 @@ IMAGE = "localhost/llm-proxy:test"
 # what deploy/k8s asks of the pod: read-only root (podman mounts a tmpfs on /tmp), no
 # capabilities, no privilege escalation
 HARDENED = ["--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
-HARDENED += ["--tmpfs", "/var/lib/llm-proxy:rw,mode=1777"]  # the state dir, as an emptyDir
+HARDENED += ["--tmpfs", "/var/lib/llm-proxy:rw,U"]  # the state dir, as an emptyDir
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
