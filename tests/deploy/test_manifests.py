@@ -31,7 +31,7 @@ DEPLOY = REPO / "deploy"
 K8S = DEPLOY / "k8s"
 BASE = K8S / "base"
 OVERLAY = K8S / "overlays" / "example"
-GRACE = 30  # the --grace the deployments pass (and serve's default)
+GRACE = 30  # the --grace every deployment passes (serve's default is timeouts.total)
 K8S_VERSION = kubernetes_validate.latest_version()
 
 
@@ -72,6 +72,8 @@ def test_compose_runs_two_gateways_with_redis_collector_and_prometheus(
     assert (DEPLOY / gateway["build"]["context"] / "Containerfile").is_file()
     assert gateway["depends_on"]["redis"]["condition"] == "service_healthy"
     # stop grace must cover --grace, or compose kills streams that are still finishing
+    assert gateway["command"][:2] == ["llm-proxy", "serve"]
+    assert f"--grace={GRACE}" in gateway["command"]
     stop = re.fullmatch(r"(\d+)s", gateway["stop_grace_period"])
     assert stop and int(stop.group(1)) > GRACE
 
