@@ -116,7 +116,9 @@ def _serve(args: argparse.Namespace) -> int:
     from granian.http import HTTP1Settings
     from granian.server import Server
 
-    path = Path(args.config).resolve()
+    # Absolute but NOT resolved: the watcher must follow the path as given, through its
+    # symlinks, every time (a ConfigMap swaps `..data`; `ln -sfn` re-points a link).
+    path = Path(os.path.abspath(args.config))
     try:
         config: Config = read_config(path, dict(os.environ))
     except ConfigError as err:
