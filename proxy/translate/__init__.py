@@ -75,6 +75,9 @@ def pick(front: str, backend: str) -> Translator | None:
             anthropic_openai,
             openai_anthropic,
             openai_gemini,
+            responses_anthropic,
+            responses_chat,
+            responses_gemini,
         )
 
         _TABLE.update(
@@ -83,6 +86,11 @@ def pick(front: str, backend: str) -> Translator | None:
                 ("openai", "gemini"): openai_gemini,
                 ("anthropic", "openai"): anthropic_openai,
                 ("anthropic", "gemini"): anthropic_gemini,
+                # Responses clients: every backend is reached through the chat wire, except
+                # an OpenAI backend with `responses: true`, which the caller passes through.
+                ("responses", "openai"): responses_chat,
+                ("responses", "anthropic"): responses_anthropic,
+                ("responses", "gemini"): responses_gemini,
             }
         )
     found = _TABLE.get((front, backend))
