@@ -12,6 +12,7 @@ import hmac
 import re
 from collections.abc import Iterable, Mapping
 from typing import Literal
+from urllib.parse import urlsplit
 
 import msgspec
 import yaml
@@ -44,6 +45,7 @@ __all__ = [
     "ConfigError",
     "Model",
     "Problem",
+    "ResponsesStoreSettings",
     "Secret",
     "Settings",
     "Target",
@@ -97,6 +99,11 @@ class Timeouts(msgspec.Struct, frozen=True, kw_only=True):
     total: float = 600.0
 
 
+class ResponsesStoreSettings(msgspec.Struct, frozen=True, kw_only=True):
+    ttl: float = 3600.0  # seconds a stored response can be continued, read or deleted
+    max_bytes: int = 64 * 2**20  # per worker; the oldest records make room for new ones
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     failure_threshold: int = 3
     cooldown: float = 600.0
@@ -107,6 +114,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     admin_key: Secret | None = None  # None when absent or resolved empty
     keepalive: float = 15.0
     on_disconnect: OnDisconnect = "cancel"
+    responses_store: ResponsesStoreSettings = ResponsesStoreSettings()
 
 
 class Backend(msgspec.Struct, frozen=True, kw_only=True):
@@ -118,6 +126,7 @@ class Backend(msgspec.Struct, frozen=True, kw_only=True):
     headers: tuple[tuple[str, str], ...] = ()  # extra upstream headers, in file order
     max_connections: int = 256
     stream: bool = True
+    responses: bool = False  # speaks the Responses API: /v1/responses passes through untouched
     disabled: str | None = None  # why it's disabled, e.g. "api_key is empty (set OPENAI_API_KEY)"
     latency: float = 0.0  # mock only: seconds before the first byte
     interval: float = 0.0  # mock only: seconds between stream chunks
@@ -194,12 +203,14 @@ def parse(text: str, env: Mapping[str, str], path: str = "routes.yaml") -> Confi
 _TOP = ("version", "settings", "backends", "models", "keys")
 _SETTINGS = (
     *("failure_threshold", "cooldown", "retries", "timeouts", "max_body"),
-    *("log_prompts", "admin_key", "keepalive", "on_disconnect"),
+    *("log_prompts", "admin_key", "keepalive", "on_disconnect", "responses_store"),
 )
+_RESPONSES_STORE = ("ttl", "max_bytes")
 _TIMEOUTS = ("connect", "first_byte", "idle", "total")
 _MOCK_KNOBS = ("latency", "interval", "tokens", "chunks")
 _BACKEND = (
     *("type", "base_url", "api_key", "api_version", "headers", "max_connections", "stream"),
+    "responses",
     *_MOCK_KNOBS,
 )
 _MODEL = ("targets", "strategy")
@@ -256,6 +267,20 @@ def _settings(r: Reader, node: yaml.Node) -> Settings:
         admin_key=Secret(admin_key) if admin_key else None,
         keepalive=r.get(f, "keepalive", duration(positive=True), d.keepalive),
         on_disconnect=r.get(f, "on_disconnect", choice(_ON_DISCONNECT), d.on_disconnect),
+        responses_store=(
+            _responses_store(r, f["responses_store"][1])
+            if "responses_store" in f
+            else d.responses_store
+        ),
+    )
+
+
+def _responses_store(r: Reader, node: yaml.Node) -> ResponsesStoreSettings:
+    f = r.fields(node, "settings.responses_store", _RESPONSES_STORE)
+    d = ResponsesStoreSettings()
+    return ResponsesStoreSettings(
+        ttl=r.get(f, "ttl", duration(positive=True), d.ttl),
+        max_bytes=r.get(f, "max_bytes", size(1), d.max_bytes),
     )
 
 
@@ -289,6 +314,8 @@ def _backend(r: Reader, name: str, key: yaml.Node, node: yaml.Node) -> Backend:
             r.problem(f[knob][0], f"{knob} applies only to type: mock backends")
     if "api_version" in f and kind not in (None, "azure"):
         r.problem(f["api_version"][0], "api_version applies only to type: azure backends")
+    if "responses" in f and kind not in (None, "openai"):
+        r.problem(f["responses"][0], "responses applies only to type: openai backends")
     base_url = r.get(f, "base_url", _url, "")
     if not base_url and kind == "azure":
         r.problem(key, f"azure backend {name!r} needs base_url: https://RESOURCE.openai.azure.com")
@@ -303,12 +330,20 @@ def _backend(r: Reader, name: str, key: yaml.Node, node: yaml.Node) -> Backend:
         headers=_headers(r, name, f["headers"][1]) if "headers" in f else (),
         max_connections=r.get(f, "max_connections", integer(1), d.max_connections),
         stream=r.get(f, "stream", boolean, d.stream),
+        responses=r.get(f, "responses", boolean, _speaks_responses(kind, base_url)),
         disabled=disabled,
         latency=r.get(f, "latency", duration(positive=False), d.latency),
         interval=r.get(f, "interval", duration(positive=False), d.interval),
         tokens=r.get(f, "tokens", integer(1), d.tokens),
         chunks=r.get(f, "chunks", integer(0), d.chunks),
     )
+
+
+def _speaks_responses(kind: BackendType | None, base_url: str) -> bool:
+    """The default of `responses`: only OpenAI itself is known to serve /v1/responses."""
+    if kind != "openai":
+        return False
+    return urlsplit(base_url or _DEFAULT_URLS["openai"]).hostname == "api.openai.com"
 
 
 def _url(s: Scalar) -> str:
