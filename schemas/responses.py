@@ -150,6 +150,7 @@ OutputItem = OutputMessage | FunctionCall
 
 class InputTokensDetails(Struct):
     cached_tokens: int = 0
+    cache_write_tokens: int = 0  # openai-python requires it; chat usage has no such count
 
 
 class OutputTokensDetails(Struct):
