@@ -145,7 +145,21 @@ class FunctionCall(Struct, tag_field="type", tag="function_call"):
     status: Status
 
 
-OutputItem = OutputMessage | FunctionCall
+class ReasoningText(Struct, tag_field="type", tag="reasoning_text"):
+    text: str
+
+
+class ReasoningItem(Struct, tag_field="type", tag="reasoning"):
+    """Reasoning a chat backend streamed as `reasoning_content` (or Anthropic thinking, Gemini
+    thoughts), as readable text; there is no summary and nothing encrypted to send back."""
+
+    id: str
+    status: Status
+    summary: list[Any] = []
+    content: list[ReasoningText] = []
+
+
+OutputItem = OutputMessage | FunctionCall | ReasoningItem
 
 
 class InputTokensDetails(Struct):
@@ -215,7 +229,7 @@ class Deleted(Struct):
 
 
 class _Event(Struct, kw_only=True, tag_field="type"):
-    sequence_number: int
+    sequence_number: int = 0  # the stream's emitter numbers events as it sends them
 
 
 class ResponseEvent(_Event):
@@ -259,14 +273,14 @@ class PartAdded(_Event, tag="response.content_part.added"):
     item_id: str
     output_index: int
     content_index: int
-    part: OutputText
+    part: OutputText | ReasoningText
 
 
 class PartDone(_Event, tag="response.content_part.done"):
     item_id: str
     output_index: int
     content_index: int
-    part: OutputText
+    part: OutputText | ReasoningText
 
 
 class TextDelta(_Event, tag="response.output_text.delta"):
@@ -283,6 +297,20 @@ class TextDone(_Event, tag="response.output_text.done"):
     content_index: int
     text: str
     logprobs: list[Any] = []
+
+
+class ReasoningDelta(_Event, tag="response.reasoning_text.delta"):
+    item_id: str
+    output_index: int
+    content_index: int
+    delta: str
+
+
+class ReasoningDone(_Event, tag="response.reasoning_text.done"):
+    item_id: str
+    output_index: int
+    content_index: int
+    text: str
 
 
 class ArgumentsDelta(_Event, tag="response.function_call_arguments.delta"):
@@ -329,6 +357,8 @@ StreamEvent = (
     | PartDone
     | TextDelta
     | TextDone
+    | ReasoningDelta
+    | ReasoningDone
     | ArgumentsDelta
     | ArgumentsDone
     | Error

@@ -16,13 +16,8 @@ from collections.abc import Callable, Sequence
 import msgspec
 
 from proxy.translate import TranslationError, decode_error, error_type, read_error
-from proxy.translate.responses_chat_stream import (
-    Stream,
-    finished,
-    item_id,
-    responses_usage,
-    shell,
-)
+from proxy.translate.responses_chat_stream import Stream
+from proxy.translate.responses_output import finished, item_id, responses_usage, shell
 from schemas import openai as oa
 from schemas import responses as rs
 
@@ -253,13 +248,18 @@ def answer(
     msg = choice.message
     calls = msg.tool_calls or []
     output: list[rs.OutputItem] = []
+    reasoning = msg.reasoning_content or msg.reasoning
+    if isinstance(reasoning, str) and reasoning:
+        text = [rs.ReasoningText(text=reasoning)]
+        output.append(rs.ReasoningItem(id=item_id(id, "rs", 0), status=status, content=text))
     parts: list[rs.OutputText | rs.Refusal] = []
     if msg.content or not (calls or msg.refusal):
         parts.append(rs.OutputText(text=msg.content or ""))
     if msg.refusal:
         parts.append(rs.Refusal(refusal=msg.refusal))
     if parts:
-        output.append(rs.OutputMessage(id=item_id(id, "msg", 0), status=status, content=parts))
+        msg_id = item_id(id, "msg", len(output))
+        output.append(rs.OutputMessage(id=msg_id, status=status, content=parts))
     for call in calls:
         index = len(output)
         output.append(

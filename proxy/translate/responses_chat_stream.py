@@ -12,13 +12,20 @@ before the finish — gives `response.failed` followed by an `error` event (whos
 argument fragments. Item ids derive from the response id, so a transcript is deterministic.
 """
 
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from msgspec import Struct
 
 from proxy.sse import Event
 from proxy.translate import read_error
+from proxy.translate.responses_output import (
+    INCOMPLETE,
+    finished,
+    item_id,
+    responses_usage,
+    shell,
+)
 from schemas import openai as oa
 from schemas import responses as rs
 
@@ -41,74 +48,15 @@ class _Chunk(Struct):
 
 _chunk = msgspec.json.Decoder(_Chunk)
 
-_INCOMPLETE: dict[str, Any] = {"length": "max_output_tokens", "content_filter": "content_filter"}
-
-
-def responses_usage(usage: oa.Usage) -> rs.Usage:
-    cached = usage.prompt_tokens_details.cached_tokens if usage.prompt_tokens_details else 0
-    details = usage.completion_tokens_details
-    return rs.Usage(
-        input_tokens=usage.prompt_tokens,
-        output_tokens=usage.completion_tokens,
-        total_tokens=usage.total_tokens or usage.prompt_tokens + usage.completion_tokens,
-        input_tokens_details=rs.InputTokensDetails(cached_tokens=cached),
-        output_tokens_details=rs.OutputTokensDetails(
-            reasoning_tokens=details.reasoning_tokens if details else 0
-        ),
-    )
-
-
-def shell(request: rs.Request | None, *, id: str, created: int, model: str) -> rs.Response:
-    """The response object before any output: what the request asked for, echoed back."""
-    if request is None:
-        return rs.Response(id=id, created_at=created, status="in_progress", model=model)
-    text = request.text if request.text and request.text.format else None
-    return rs.Response(
-        id=id,
-        created_at=created,
-        status="in_progress",
-        model=model,
-        instructions=request.instructions,
-        max_output_tokens=request.max_output_tokens,
-        metadata=request.metadata or {},
-        parallel_tool_calls=request.parallel_tool_calls is not False,
-        previous_response_id=request.previous_response_id,
-        reasoning=request.reasoning,
-        store=request.store is not False,
-        temperature=request.temperature,
-        text=text or rs.TextConfig(format=rs.TextFormat(type="text")),
-        tool_choice=request.tool_choice or "auto",
-        tools=request.tools or [],
-        top_p=request.top_p,
-        user=request.user,
-    )
-
-
-def item_id(response_id: str, kind: str, output_index: int) -> str:
-    """`msg_…` / `fc_…` ids for the items of one response, unique within it."""
-    base = response_id.removeprefix("resp_") or "0"
-    return f"{kind}_{base}_{output_index}"
-
-
-def finished(
-    response: rs.Response, finish: str, usage: rs.Usage | None, output: list[rs.OutputItem]
-) -> rs.Response:
-    """The terminal response object for a chat `finish_reason`."""
-    reason = _INCOMPLETE.get(finish)
-    return msgspec.structs.replace(
-        response,
-        status="incomplete" if reason else "completed",
-        incomplete_details=rs.IncompleteDetails(reason=reason) if reason else None,
-        output=output,
-        usage=usage,
-    )
-
 
 class _Text:
-    __slots__ = ("index", "parts")
+    """The open message (`msg`) or reasoning (`rs`) item: one text part, growing."""
 
-    def __init__(self, index: int) -> None:
+    __slots__ = ("index", "kind", "parts")
+
+    def __init__(self, index: int, kind: Literal["msg", "rs"]) -> None:
         self.index = index
+        self.kind = kind
         self.parts: list[str] = []
 
 
@@ -206,60 +154,59 @@ class Stream:
             return []
         self._started = True
         return [
-            self._emit(rs.Created(sequence_number=0, response=self._response)),
-            self._emit(rs.InProgress(sequence_number=0, response=self._response)),
+            self._emit(rs.Created(response=self._response)),
+            self._emit(rs.InProgress(response=self._response)),
         ]
 
     def _delta(self, delta: oa.Delta) -> list[Event]:
         out: list[Event] = []
+        reasoning = delta.reasoning_content or delta.reasoning
+        if reasoning:
+            out += self._text_delta("rs", reasoning)
         if delta.content:
-            out += self._text_delta(delta.content)
+            out += self._text_delta("msg", delta.content)
         for call in delta.tool_calls or ():
             out += self._call_delta(call)
-        return out  # reasoning and refusal deltas have no place in a translated stream yet
+        return out  # refusal deltas have no place in a translated stream yet
 
-    def _text_delta(self, text: str) -> list[Event]:
+    def _text_delta(self, kind: Literal["msg", "rs"], text: str) -> list[Event]:
         out: list[Event] = []
+        if self._text is not None and self._text.kind != kind:
+            out += self._close_text()
         if self._text is None:
             out += self._close_call()
-            index = self._take_index()
-            self._text = _Text(index)
-            ident = item_id(self._response.id, "msg", index)
-            out.append(
-                self._emit(
-                    rs.ItemAdded(
-                        sequence_number=0,
-                        output_index=index,
-                        item=rs.OutputMessage(id=ident, status="in_progress"),
-                    )
-                )
-            )
+            self._text = _Text(self._take_index(), kind)
+            ident = item_id(self._response.id, kind, self._text.index)
+            where = (ident, self._text.index)
+            empty = rs.OutputText(text="") if kind == "msg" else rs.ReasoningText(text="")
+            item = self._text_item(self._text, "in_progress")
+            out.append(self._emit(rs.ItemAdded(output_index=self._text.index, item=item)))
             out.append(
                 self._emit(
                     rs.PartAdded(
-                        sequence_number=0,
-                        item_id=ident,
-                        output_index=index,
-                        content_index=0,
-                        part=rs.OutputText(text=""),
+                        part=empty, item_id=where[0], output_index=where[1], content_index=0
                     )
                 )
             )
         t = self._text
         t.parts.append(text)
-        ident = item_id(self._response.id, "msg", t.index)
+        ident = item_id(self._response.id, kind, t.index)
+        where = (ident, t.index)
+        delta = rs.TextDelta if kind == "msg" else rs.ReasoningDelta
         out.append(
-            self._emit(
-                rs.TextDelta(
-                    sequence_number=0,
-                    item_id=ident,
-                    output_index=t.index,
-                    content_index=0,
-                    delta=text,
-                )
-            )
+            self._emit(delta(delta=text, item_id=where[0], output_index=where[1], content_index=0))
         )
         return out
+
+    def _text_item(self, t: _Text, status: rs.Status) -> rs.OutputMessage | rs.ReasoningItem:
+        """The item as it stands: no content while in progress, its whole text after."""
+        ident = item_id(self._response.id, t.kind, t.index)
+        text = "".join(t.parts)
+        if t.kind == "rs":
+            parts = [rs.ReasoningText(text=text)] if status != "in_progress" else []
+            return rs.ReasoningItem(id=ident, status=status, content=parts)
+        content = [rs.OutputText(text=text)] if status != "in_progress" else []
+        return rs.OutputMessage(id=ident, status=status, content=list(content))
 
     def _call_delta(self, call: oa.ChunkToolCall) -> list[Event]:
         fragment = call.function.arguments if call.function else None
@@ -275,7 +222,6 @@ class Stream:
             out.append(
                 self._emit(
                     rs.ItemAdded(
-                        sequence_number=0,
                         output_index=index,
                         item=self._call_item(opened, "in_progress"),
                     )
@@ -290,11 +236,7 @@ class Stream:
             c.arguments.append(fragment)
             ident = item_id(self._response.id, "fc", index)
             out.append(
-                self._emit(
-                    rs.ArgumentsDelta(
-                        sequence_number=0, item_id=ident, output_index=index, delta=fragment
-                    )
-                )
+                self._emit(rs.ArgumentsDelta(item_id=ident, output_index=index, delta=fragment))
             )
         return out
 
@@ -312,34 +254,35 @@ class Stream:
         )
 
     def _item_status(self) -> rs.Status:
-        return "incomplete" if self._finish in _INCOMPLETE else "completed"
+        return "incomplete" if self._finish in INCOMPLETE else "completed"
 
     def _close_text(self) -> list[Event]:
         t = self._text
         if t is None:
             return []
         self._text = None
-        ident = item_id(self._response.id, "msg", t.index)
-        part = rs.OutputText(text="".join(t.parts))
-        item = rs.OutputMessage(id=ident, status=self._item_status(), content=[part])
+        item = self._text_item(t, self._item_status())
         self._output[t.index] = item
-        i = t.index
+        text = "".join(t.parts)
+        where = (item.id, t.index)
+        if t.kind == "msg":
+            done: Any = rs.TextDone(
+                text=text, item_id=where[0], output_index=where[1], content_index=0
+            )
+            part: rs.OutputText | rs.ReasoningText = rs.OutputText(text=text)
+        else:
+            done, part = (
+                rs.ReasoningDone(
+                    text=text, item_id=where[0], output_index=where[1], content_index=0
+                ),
+                rs.ReasoningText(text=text),
+            )
         return [
+            self._emit(done),
             self._emit(
-                rs.TextDone(
-                    sequence_number=0,
-                    item_id=ident,
-                    output_index=i,
-                    content_index=0,
-                    text=part.text,
-                )
+                rs.PartDone(part=part, item_id=where[0], output_index=where[1], content_index=0)
             ),
-            self._emit(
-                rs.PartDone(
-                    sequence_number=0, item_id=ident, output_index=i, content_index=0, part=part
-                )
-            ),
-            self._emit(rs.ItemDone(sequence_number=0, output_index=t.index, item=item)),
+            self._emit(rs.ItemDone(output_index=t.index, item=item)),
         ]
 
     def _close_call(self) -> list[Event]:
@@ -354,14 +297,13 @@ class Stream:
         return [
             self._emit(
                 rs.ArgumentsDone(
-                    sequence_number=0,
                     item_id=item.id,
                     output_index=c.index,
                     arguments=item.arguments,
                     name=item.name,
                 )
             ),
-            self._emit(rs.ItemDone(sequence_number=0, output_index=c.index, item=item)),
+            self._emit(rs.ItemDone(output_index=c.index, item=item)),
         ]
 
     def _close_items(self) -> list[Event]:
@@ -378,7 +320,7 @@ class Stream:
         self._final = final
         self._done = True
         kind = rs.Incomplete if final.status == "incomplete" else rs.Completed
-        return [*out, self._emit(kind(sequence_number=0, response=final))]
+        return [*out, self._emit(kind(response=final))]
 
     def _fail(self, kind: str, message: str) -> list[Event]:
         out = self._start()
@@ -386,9 +328,7 @@ class Stream:
         code = "rate_limit_exceeded" if kind == "rate_limit_error" else "server_error"
         partial = self._items()
         if self._text is not None:
-            ident = item_id(self._response.id, "msg", self._text.index)
-            text = rs.OutputText(text="".join(self._text.parts))
-            partial.append(rs.OutputMessage(id=ident, status="incomplete", content=[text]))
+            partial.append(self._text_item(self._text, "incomplete"))
         if self._call is not None:
             partial.append(self._call_item(self._call, "incomplete"))
         final = msgspec.structs.replace(
@@ -402,6 +342,6 @@ class Stream:
         body = rs.StreamErrorBody(message=message, type=kind, code=code)
         return [
             *out,
-            self._emit(rs.Failed(sequence_number=0, response=final)),
-            self._emit(rs.Error(sequence_number=0, message=message, code=code, error=body)),
+            self._emit(rs.Failed(response=final)),
+            self._emit(rs.Error(message=message, code=code, error=body)),
         ]

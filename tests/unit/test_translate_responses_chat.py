@@ -298,6 +298,15 @@ def test_tool_call_answer() -> None:
     assert len({o.id for o in r.output}) == 2
 
 
+def test_reasoning_content_is_a_reasoning_item() -> None:
+    r = answer(completion({"content": "42", "reasoning_content": "think"}))
+    assert [o.type for o in r.output] == ["reasoning", "message"]
+    reasoning = r.output[0]
+    assert reasoning.type == "reasoning" and reasoning.content is not None
+    assert reasoning.content[0].text == "think" and r.output_text == "42"
+    assert len({o.id for o in r.output}) == 2
+
+
 def test_length_finish_is_incomplete() -> None:
     r = answer(completion({"content": "Hi"}, "length"))
     assert r.status == "incomplete" and r.incomplete_details is not None

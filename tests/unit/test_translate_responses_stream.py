@@ -92,6 +92,15 @@ def test_golden_translated_tools_are_function_calls(name: str) -> None:
     assert all(c.call_id and c.name and isinstance(json.loads(c.arguments), dict) for c in calls)
 
 
+@pytest.mark.parametrize("name", ["openai_reasoning", "anthropic_thinking", "gemini_text"])
+def test_golden_reasoning_is_a_reasoning_item_before_the_message(name: str) -> None:
+    final = responses_final(golden(name))
+    assert [o.type for o in final.output] == ["reasoning", "message"]
+    reasoning = final.output[0]
+    assert reasoning.type == "reasoning" and reasoning.content and reasoning.content[0].text
+    assert final.output_text
+
+
 @pytest.mark.parametrize("name", ["openai_error", "anthropic_error", "gemini_error"])
 def test_golden_errors_fail_the_response(name: str) -> None:
     out = golden(name)
@@ -122,6 +131,8 @@ def chat_streams(draw: st.DrawFn) -> tuple[list[str], list[str], list[Call], Any
     finish = draw(st.sampled_from(["stop", "tool_calls", "length", "content_filter", None]))
     usage = draw(st.none() | st.tuples(st.integers(0, 999), st.integers(0, 999)))
     lines = [_chunk({"role": "assistant", "content": ""})]
+    thoughts = draw(st.lists(st.text(min_size=1, max_size=6), max_size=3))
+    lines += [_chunk({"reasoning_content": t}) for t in thoughts]
     lines += [_chunk({"content": t}) for t in texts]
     for k, (name, fragments) in enumerate(calls):
         head = {"index": k, "id": f"call_{k}", "type": "function"}
@@ -148,6 +159,17 @@ def chat_streams(draw: st.DrawFn) -> tuple[list[str], list[str], list[Call], Any
     elif end == "cut":
         lines = lines[: draw(st.integers(1, len(lines)))]
     return lines, texts, calls, finish, usage, end
+
+
+def lines_of(lines: list[str], key: str) -> list[str]:
+    """The `key` fragments of the deltas in `lines`."""
+    found = []
+    for line in lines:
+        if line.startswith("{"):
+            for choice in json.loads(line).get("choices", []):
+                if choice["delta"].get(key):
+                    found.append(choice["delta"][key])
+    return found
 
 
 def _run(lines: list[str], cuts: list[int] | None = None) -> list[Event]:
@@ -180,6 +202,9 @@ def test_generated_streams(case: Any, cuts: list[int]) -> None:
         assert (final["usage"]["input_tokens"], final["usage"]["output_tokens"]) == usage
     sdk = responses_final(out)
     assert sdk.output_text == "".join(texts)
+    thought = "".join(lines_of(lines, "reasoning_content"))
+    reasoning = [c.text for o in sdk.output if o.type == "reasoning" for c in o.content or ()]
+    assert reasoning == ([thought] if thought else [])
     got = [(o.call_id, o.name, o.arguments) for o in sdk.output if o.type == "function_call"]
     want = [(f"call_{k}", name, "".join(fs) or "{}") for k, (name, fs) in enumerate(calls)]
     assert got == want
