@@ -45,7 +45,12 @@ class Refusal(Struct, tag_field="type", tag="refusal"):
     refusal: str
 
 
-ContentPart = InputText | InputImage | InputFile | OutputText | Refusal
+class ReasoningText(Struct, tag_field="type", tag="reasoning_text"):
+    text: str
+
+
+# reasoning_text: the content of a replayed reasoning item (dropped for chat backends)
+ContentPart = InputText | InputImage | InputFile | OutputText | Refusal | ReasoningText
 
 ItemType = Literal[
     "message", "function_call", "function_call_output", "reasoning", "item_reference"
@@ -143,10 +148,6 @@ class FunctionCall(Struct, tag_field="type", tag="function_call"):
     name: str
     arguments: str
     status: Status
-
-
-class ReasoningText(Struct, tag_field="type", tag="reasoning_text"):
-    text: str
 
 
 class ReasoningItem(Struct, tag_field="type", tag="reasoning"):

@@ -178,7 +178,8 @@ def _part(part: rs.ContentPart, where: str) -> oa.ContentPart:
         return oa.FilePart(
             oa.FileData(file_data=part.file_data, file_id=part.file_id, filename=part.filename)
         )
-    raise TranslationError("refusal parts belong in assistant messages", where)
+    kind = "refusal" if isinstance(part, rs.Refusal) else "reasoning_text"
+    raise TranslationError(f"{kind} parts do not belong in this message", where)
 
 
 def _tool(tool: rs.FunctionTool, i: int) -> oa.Tool:

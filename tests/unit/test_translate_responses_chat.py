@@ -385,6 +385,21 @@ def test_a_stored_conversation_continues_as_chat_messages() -> None:
     assert len(responses_chat.stored_items(again)) == 3 + 1 + 2  # history, input, output
 
 
+def test_a_stored_reasoning_item_is_dropped_on_continuation() -> None:
+    first = responses_chat.decode(b'{"model": "a", "input": "6*7?"}')
+    done = responses_chat.answer(
+        completion({"content": "42", "reasoning_content": "think"}), "a", id="resp_1", created=1
+    )
+    history = responses_chat.stored_items(responses_chat.conversation(first, [], done))
+    assert [i.type for i in history] == ["message", "reasoning", "message"]
+    out = chat({"model": "a", "input": "and 6*8?"}, history=history)
+    assert out["messages"] == [
+        {"role": "user", "content": "6*7?"},
+        {"role": "assistant", "content": "42"},
+        {"role": "user", "content": "and 6*8?"},
+    ]
+
+
 # -- compositions -------------------------------------------------------------------------------
 
 
