@@ -13,17 +13,18 @@ for the whole store is not stored (and a continuation naming it gets the usual 4
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import msgspec
 from cachetools import TTLCache
 
-from proxy.translate import TranslationError
+from proxy.translate import TranslationError, responses_chat
 from schemas import responses as rs
 
 _log = logging.getLogger(__name__)
 _encode = msgspec.json.Encoder().encode
+_response = msgspec.json.Decoder(rs.Response)
 
 
 class Stored(msgspec.Struct, frozen=True):
@@ -69,6 +70,27 @@ class MemoryStore:
 
     def __len__(self) -> int:
         return len(self._cache)
+
+
+def record(
+    request: rs.Request, history: Sequence[rs.InputItem], response: bytes | rs.Response
+) -> Stored | None:
+    """What to store for an answered request, or None: not with `store: false`, not for a
+    failed response (nothing to continue), not for a body that is not a response object."""
+    if request.store is False:
+        return None
+    if isinstance(response, bytes):
+        try:
+            decoded = _response.decode(response)
+        except msgspec.DecodeError:
+            return None
+        body = response
+    else:
+        decoded, body = response, _encode(response)
+    if decoded.status == "failed":
+        return None
+    conversation = responses_chat.conversation(request, history, decoded)
+    return Stored(id=decoded.id, response=body, conversation=conversation)
 
 
 def new_id() -> str:

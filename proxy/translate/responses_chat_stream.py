@@ -117,12 +117,12 @@ class Stream:
             chunk = _chunk.decode(event.data)
         except msgspec.ValidationError:  # an error body of another shape: {"error": "text"}
             up = read_error(500, event.data.encode())
-            return self._fail(up.type or "api_error", up.message)
+            return self.fail(up.type or "api_error", up.message)
         except msgspec.DecodeError:
-            return self._fail("api_error", "upstream sent an event that is not JSON")
+            return self.fail("api_error", "upstream sent an event that is not JSON")
         if chunk.error is not None:
             message = chunk.error.message or "upstream stream failed"
-            return self._fail(chunk.error.type or "api_error", message)
+            return self.fail(chunk.error.type or "api_error", message)
         out = self._start()
         if chunk.usage is not None:
             self._usage = responses_usage(chunk.usage)
@@ -138,7 +138,7 @@ class Stream:
         if self._done:
             return []
         if self._finish is None:
-            return self._fail("api_error", "upstream stream ended before the response was complete")
+            return self.fail("api_error", "upstream stream ended before the response was complete")
         return self._end()
 
     # -- building blocks ------------------------------------------------------------------------
@@ -231,7 +231,7 @@ class Stream:
         if c is None or c.index != index:
             # A fragment for a call already closed: some servers interleave parallel calls.
             # Its item is done and cannot take more; say so rather than hand out bad JSON.
-            return out + self._fail("api_error", "upstream interleaved tool call arguments")
+            return out + self.fail("api_error", "upstream interleaved tool call arguments")
         if fragment:
             c.arguments.append(fragment)
             ident = item_id(self._response.id, "fc", index)
@@ -314,7 +314,7 @@ class Stream:
 
     def _end(self) -> list[Event]:
         if self._finish is None:
-            return self._fail("api_error", "upstream stream ended before the response was complete")
+            return self.fail("api_error", "upstream stream ended before the response was complete")
         out = self._start() + self._close_items()
         final = finished(self._response, self._finish, self._usage, self._items())
         self._final = final
@@ -322,7 +322,12 @@ class Stream:
         kind = rs.Incomplete if final.status == "incomplete" else rs.Completed
         return [*out, self._emit(kind(response=final))]
 
-    def _fail(self, kind: str, message: str) -> list[Event]:
+    def fail(self, kind: str, message: str) -> list[Event]:
+        """End the stream as failed, for the gateway's own reasons too (an upstream reset or
+        idle timeout after commit): the client gets `response.failed` + `error`, never a
+        silent end. Nothing more once the stream is done."""
+        if self._done:
+            return []
         out = self._start()
         self._done = True
         code = "rate_limit_exceeded" if kind == "rate_limit_error" else "server_error"

@@ -62,6 +62,9 @@ class Stream:
     def feed(self, event: Event) -> list[Event]:
         return [out for pivot in self._inner.feed(event) for out in self._outer.feed(pivot)]
 
+    def fail(self, kind: str, message: str) -> list[Event]:
+        return self._outer.fail(kind, message)
+
     def close(self) -> list[Event]:
         out = [out for pivot in self._inner.close() for out in self._outer.feed(pivot)]
         return out + self._outer.close()

@@ -7,6 +7,7 @@ Pure. Invariant: item ids derive from the response id and the output index (`msg
 or `content_filter` finish is `incomplete` with its reason, any other finish `completed`.
 """
 
+import re
 from typing import Any
 
 import msgspec
@@ -75,3 +76,20 @@ def finished(
         output=output,
         usage=usage,
     )
+
+
+_SEQUENCE = re.compile(rb'"sequence_number"\s*:\s*(\d+)')
+_encode = msgspec.json.Encoder().encode
+
+
+def passthrough_error(sent: bytes, kind: str, message: str) -> bytes:
+    """The `error` frame that ends a passed-through Responses stream the gateway must cut
+    (upstream reset, idle timeout): numbered after the last `sequence_number` in `sent` (the
+    tail of what was relayed; whole frames only), with the nested `error` key openai-python
+    raises on."""
+    found = _SEQUENCE.findall(sent)
+    number = int(found[-1]) + 1 if found else 0
+    code = "rate_limit_exceeded" if kind == "rate_limit_error" else "server_error"
+    body = rs.StreamErrorBody(message=message, type=kind, code=code)
+    event = rs.Error(sequence_number=number, message=message, code=code, error=body)
+    return b"event: error\ndata: " + _encode(event) + b"\n\n"

@@ -1,10 +1,13 @@
 """The response store (TTL, byte bound, delete) and its config: `settings.responses_store` and
 the backend `responses:` flag."""
 
+import msgspec
 import pytest
 
 from proxy.config import ResponsesStoreSettings, parse
-from proxy.responses_store import MemoryStore, Stored, deleted, new_id, unknown
+from proxy.responses_store import MemoryStore, Stored, deleted, new_id, record, unknown
+from proxy.translate import responses_chat
+from schemas import responses as rs
 from tests.unit.config_support import MINIMAL, problems, with_backend, with_settings
 
 
@@ -16,14 +19,14 @@ class Clock:
         return self.now
 
 
-def record(id: str, size: int = 10) -> Stored:
+def entry(id: str, size: int = 10) -> Stored:
     return Stored(id=id, response=b"{" + b" " * size + b"}", conversation=b"[]")
 
 
 async def test_put_get_delete() -> None:
     store = MemoryStore(ttl=60)
-    await store.put(record("resp_1"))
-    assert await store.get("resp_1") == record("resp_1")
+    await store.put(entry("resp_1"))
+    assert await store.get("resp_1") == entry("resp_1")
     assert await store.get("resp_2") is None
     assert await store.delete("resp_1") is True
     assert await store.delete("resp_1") is False
@@ -33,7 +36,7 @@ async def test_put_get_delete() -> None:
 async def test_records_expire_after_ttl() -> None:
     clock = Clock()
     store = MemoryStore(ttl=60, timer=clock)
-    await store.put(record("resp_1"))
+    await store.put(entry("resp_1"))
     clock.now = 59.0
     assert await store.get("resp_1") is not None
     clock.now = 60.5
@@ -43,7 +46,7 @@ async def test_records_expire_after_ttl() -> None:
 async def test_bounded_by_bytes_oldest_make_room() -> None:
     store = MemoryStore(ttl=60, max_bytes=200)
     for n in range(10):
-        await store.put(record(f"resp_{n}", size=50))
+        await store.put(entry(f"resp_{n}", size=50))
     assert 0 < len(store) <= 3
     assert await store.get("resp_9") is not None
     assert await store.get("resp_0") is None
@@ -51,7 +54,7 @@ async def test_bounded_by_bytes_oldest_make_room() -> None:
 
 async def test_a_record_larger_than_the_store_is_not_stored() -> None:
     store = MemoryStore(ttl=60, max_bytes=100)
-    await store.put(record("resp_big", size=500))
+    await store.put(entry("resp_big", size=500))
     assert await store.get("resp_big") is None
 
 
@@ -101,3 +104,30 @@ def test_responses_flag_only_on_openai_backends() -> None:
     assert problems(with_backend("type: gemini\nresponses: true")) == [
         "routes.yaml:5:5: responses applies only to type: openai backends"
     ]
+
+
+ANSWER = rs.Response(
+    id="resp_1",
+    created_at=1,
+    status="completed",
+    model="m",
+    output=[rs.OutputMessage(id="msg_1", status="completed", content=[rs.OutputText("hi")])],
+)
+
+
+def test_record_keeps_the_body_and_the_conversation() -> None:
+    req = responses_chat.decode(b'{"model": "m", "input": "hello"}')
+    body = msgspec.json.encode(ANSWER)
+    from_bytes = record(req, [], body)
+    assert from_bytes == record(req, [], ANSWER)
+    assert from_bytes is not None and from_bytes.id == "resp_1" and from_bytes.response == body
+    items = responses_chat.stored_items(from_bytes.conversation)
+    assert [(i.type, i.role) for i in items] == [("message", "user"), ("message", "assistant")]
+
+
+def test_record_skips_store_false_failed_and_garbage() -> None:
+    req = responses_chat.decode(b'{"model": "m", "input": "hello"}')
+    no_store = responses_chat.decode(b'{"model": "m", "input": "hello", "store": false}')
+    assert record(no_store, [], ANSWER) is None
+    assert record(req, [], msgspec.structs.replace(ANSWER, status="failed")) is None
+    assert record(req, [], b'{"error": {"message": "x"}}') is None

@@ -16,8 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.sse import Event, encode
+from proxy.sse import Decoder, Event, encode
 from proxy.translate import pick, responses_chat
+from proxy.translate.responses_output import passthrough_error
 from schemas import responses as rs
 from tests.unit.responses_support import check_responses, responses_final, terminal, translate
 
@@ -247,3 +248,34 @@ def test_request_fields_are_echoed_in_the_response_object() -> None:
 
 def _run_stream(stream: Any, lines: list[str]) -> list[Event]:
     return translate(stream, [b"".join(encode(line) for line in lines)])
+
+
+@pytest.mark.parametrize("name", ["openai_text", "anthropic_text", "gemini_text"])
+def test_the_gateway_can_fail_a_stream_after_commit(name: str) -> None:
+    raw = (GOLDEN / f"{name}.sse").read_bytes()
+    stream = golden_stream(name)
+    events = Decoder().feed(raw[: len(raw) // 2])
+    out = [e for event in events for e in stream.feed(event)]
+    out += stream.fail("timeout_error", "upstream went silent for 60 s")
+    assert stream.fail("api_error", "again") == [] and stream.close() == []
+    check_responses(out)
+    assert terminal(out)["error"]["message"] == "upstream went silent for 60 s"
+    assert stream.response is not None and stream.response.status == "failed"
+
+
+def test_passthrough_error_numbers_after_what_was_sent() -> None:
+    sent = b"".join(encode(e.data, e.event) for e in golden("openai_text")[:4])
+    frame = passthrough_error(sent, "api_error", "upstream reset")
+    [event] = Decoder().feed(frame)
+    data = json.loads(event.data)
+    assert event.event == "error" and data["sequence_number"] == 4
+    assert data["error"] == {
+        "message": "upstream reset",
+        "type": "api_error",
+        "code": "server_error",
+        "param": None,
+    }
+    check = [*golden("openai_text")[:4], event]
+    assert [json.loads(e.data)["sequence_number"] for e in check] == [0, 1, 2, 3, 4]
+    first = json.loads(Decoder().feed(passthrough_error(b"", "rate_limit_error", "slow"))[0].data)
+    assert first["sequence_number"] == 0 and first["code"] == "rate_limit_exceeded"
