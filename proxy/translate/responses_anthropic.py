@@ -11,16 +11,18 @@ pivot cannot carry is dropped as `responses_chat` says; what Anthropic cannot ta
 from collections.abc import Sequence
 
 from proxy.sse import Event
-from proxy.translate import openai_anthropic, responses_chat
+from proxy.translate import TranslationError, openai_anthropic, responses_chat
 from schemas import responses as rs
 
 __all__ = ["Stream", "error", "request", "response"]
 
 
 def request(body: bytes, model: str, stream: bool, history: Sequence[rs.InputItem] = ()) -> bytes:
-    return openai_anthropic.request(
-        responses_chat.request(body, model, stream, history), model, stream
-    )
+    pivot = responses_chat.request(body, model, stream, history)
+    try:
+        return openai_anthropic.request(pivot, model, stream)
+    except TranslationError as exc:
+        raise responses_chat.front_error(exc) from None
 
 
 def response(

@@ -27,6 +27,7 @@ __all__ = [
     "conversation",
     "decode",
     "error",
+    "front_error",
     "items",
     "request",
     "response",
@@ -37,6 +38,30 @@ _request = msgspec.json.Decoder(rs.Request)
 _completion = msgspec.json.Decoder(oa.ChatCompletion)
 _items = msgspec.json.Decoder(list[rs.InputItem])
 _encode = msgspec.json.Encoder().encode
+
+
+# Chat fields → the Responses fields they were made from, for the `param` of a 400 raised
+# by a translator further down (Anthropic, Gemini).
+_FIELDS = (
+    ("messages", "input"),
+    ("response_format", "text.format"),
+    ("max_completion_tokens", "max_output_tokens"),
+    ("reasoning_effort", "reasoning.effort"),
+)
+
+
+def front_error(exc: TranslationError) -> TranslationError:
+    """A chat translator's 400, its `param` named as the Responses client sent it (a message
+    index cannot be mapped back to an input item index: it becomes `input`)."""
+    param = exc.param
+    for chat, front in _FIELDS:
+        if param is not None and (param == chat or param.startswith((chat + ".", chat + "["))):
+            param = front if chat == "messages" else front + param[len(chat) :]
+            break
+    if param is not None and param.startswith("tools[") and ".function." in param:
+        param = param.replace(".function.", ".", 1)
+    message = str(exc).replace("response_format", "text.format")
+    return TranslationError(message, param)
 
 
 def decode(body: bytes) -> rs.Request:

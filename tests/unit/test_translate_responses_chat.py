@@ -466,3 +466,50 @@ def test_gemini_request_and_answer() -> None:
     assert r.output_text == "yo" and r.usage is not None and r.usage.total_tokens == 5
     err = json.loads(rg.error(400, b'{"error":{"code":400,"message":"bad","status":"INVALID"}}'))
     assert err["error"]["message"] == "bad"
+
+
+@pytest.mark.parametrize(
+    ("module", "fields", "param"),
+    [
+        (
+            responses_anthropic,
+            {"text": {"format": {"type": "json_schema", "name": "x"}}},
+            "text.format",
+        ),
+        (
+            responses_anthropic,
+            {
+                "input": [
+                    {"role": "user", "content": [{"type": "input_image", "image_url": "ftp://x"}]}
+                ]
+            },
+            "input",
+        ),
+        (
+            rg,
+            {"input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": "[1]"}]},
+            "input",
+        ),
+    ],
+)
+def test_downstream_400s_name_the_responses_field(module: Any, fields: Any, param: str) -> None:
+    with pytest.raises(TranslationError) as err:
+        module.request(json.dumps({"model": "a", "input": "hi", **fields}).encode(), "m", False)
+    assert err.value.param == param and "response_format" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("chat", "front"),
+    [
+        ("messages[3].content[0]", "input"),
+        ("response_format", "text.format"),
+        ("response_format.json_schema", "text.format.json_schema"),
+        ("max_completion_tokens", "max_output_tokens"),
+        ("reasoning_effort", "reasoning.effort"),
+        ("tools[1].function.parameters", "tools[1].parameters"),
+        ("n", "n"),
+        (None, None),
+    ],
+)
+def test_front_error_params(chat: str | None, front: str | None) -> None:
+    assert responses_chat.front_error(TranslationError("x", chat)).param == front
