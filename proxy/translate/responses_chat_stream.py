@@ -7,9 +7,11 @@ finish) only after the upstream sent a `finish_reason`, carrying the usage the u
 reported; anything else — an upstream `{"error": ...}` chunk, an unreadable event, an end
 before the finish — gives `response.failed` followed by an `error` event (whose top-level
 `error` key makes openai-python raise), never a completed response. Every output item is
-`added` before its deltas and `done` before the terminal event; a message item holds one
-`output_text` part; function-call items carry the upstream call id and the concatenated
-argument fragments. Item ids derive from the response id, so a transcript is deterministic.
+`added` before its deltas and `done` before the next item is added (OpenAI's order); a
+message item holds one `output_text` part, a reasoning item (from `reasoning_content`) one
+`reasoning_text` part; function-call items carry the upstream call id and the concatenated
+argument fragments (`{}` when there were none). Item ids derive from the response id, so a
+transcript is deterministic. Refusal deltas are not carried (no chat backend streams them).
 """
 
 from typing import Any, Literal
