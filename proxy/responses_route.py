@@ -102,9 +102,10 @@ def route(
     history: Sequence[rs.InputItem] | None,
 ) -> Route:
     """`history`: the stored turns of `request.previous_response_id`, None when not stored
-    (or when the request names none). `stream`: whether to stream from this backend."""
+    (or when the request names none). `stream`: whether to stream from this backend (False
+    for a streamed request to a `stream: false` backend: answer with `responses_replay`)."""
     if backend.responses:
-        return Route("responses", passthrough(body, request, model, history), None)
+        return Route("responses", passthrough(body, request, model, stream, history), None)
     if request.previous_response_id and history is None:
         raise unknown(request.previous_response_id)
     translator = _TRANSLATORS[wire]
@@ -112,10 +113,17 @@ def route(
 
 
 def passthrough(
-    body: bytes, request: rs.Request, model: str, history: Sequence[rs.InputItem] | None
+    body: bytes,
+    request: rs.Request,
+    model: str,
+    stream: bool,
+    history: Sequence[rs.InputItem] | None,
 ) -> bytes:
     fields = _top_level.decode(body)
     fields["model"] = msgspec.Raw(_encode(model))
+    if request.stream and not stream:  # a `stream: false` backend: the gateway replays
+        fields["stream"] = msgspec.Raw(b"false")
+        fields.pop("stream_options", None)
     if request.previous_response_id and history is not None:
         del fields["previous_response_id"]
         carried = [_portable(item) for item in history if item.type != "reasoning"]

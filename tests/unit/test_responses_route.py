@@ -99,3 +99,12 @@ def test_an_unknown_previous_id_is_a_400_on_translated_backends(backend: Any) ->
     with pytest.raises(TranslationError) as err:
         go(body(previous_response_id="resp_gone"), backend, None, wire)
     assert err.value.param == "previous_response_id" and "resp_gone" in str(err.value)
+
+
+def test_a_stream_false_backend_is_asked_not_to_stream() -> None:
+    raw = body(stream=True, stream_options={"include_obfuscation": False})
+    request = responses_chat.decode(raw)
+    out = json.loads(route(raw, request, OPENAI, "openai", "up-model", False, None).body)
+    assert out["stream"] is False and "stream_options" not in out
+    same = json.loads(route(raw, request, OPENAI, "openai", "up-model", True, None).body)
+    assert same == {**json.loads(raw), "model": "up-model"}
