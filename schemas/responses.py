@@ -52,10 +52,6 @@ class ReasoningText(Struct, tag_field="type", tag="reasoning_text"):
 # reasoning_text: the content of a replayed reasoning item (dropped for chat backends)
 ContentPart = InputText | InputImage | InputFile | OutputText | Refusal | ReasoningText
 
-ItemType = Literal[
-    "message", "function_call", "function_call_output", "reasoning", "item_reference"
-]
-
 
 class InputItem(Struct, omit_defaults=True):
     """Any input item; which fields matter depends on `type`."""
