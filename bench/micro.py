@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from proxy.api import Api
+from proxy.front.api import Api
 from proxy.reload import Runtime, read_config
 
 BODY = b'{"model":"bench","messages":[{"role":"user","content":"hi"}]}'

@@ -1,18 +1,21 @@
 """Command line: `llm-proxy serve` (granian) and `llm-proxy check PATH`."""
 
 import argparse
-import ipaddress
+import errno
 import logging
+import math
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from proxy import redact
+from proxy import addresses, redact
 from proxy.config import Config, ConfigError
-from proxy.reload import STAMP_ENV, WORKERS_ENV, read_config
+from proxy.runtime import read_config
+from proxy.workers import CONFIG_ENV, WorkerSettings
 
 log = logging.getLogger("llm_proxy")
 
@@ -30,13 +33,32 @@ def _check(path: str) -> int:
     return 0
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
+def grace_seconds(flag: int | None, total: float) -> int:
+    """`--grace`, or by default the config's `timeouts.total` (whole seconds, rounded up):
+    on shutdown a request gets as long as it would have had anyway."""
+    return flag if flag is not None else max(1, math.ceil(total))
+
+
+def _port_taken(host: str, port: int) -> str | None:
+    """Why `host:port` can't be ours, or None. granian binds with SO_REUSEPORT, so a second
+    gateway on a busy port would start silently and take half the traffic: probe-bind
+    without it first (SO_REUSEADDR only: a port in TIME_WAIT is free, a listener is not)."""
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        return f"cannot resolve --host {host}: {exc.strerror or exc}"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6 and host in ("::", ""):
+            probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return f"{host}:{port} is already in use (another gateway or server listens there)"
+            return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    return None
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -54,20 +76,24 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     for warning in config.warnings:
         log.warning("%s", warning)
-    if config.keys is None and not _loopback(args.host):
+    if config.keys is None and not addresses.is_loopback(args.host):
         log.warning(
             "listening on %s without client keys: anyone who can reach this port can use every "
             "backend. Add a `keys:` section to %s.",
             args.host,
             path.name,
         )
+    taken = _port_taken(args.host, args.port)
+    if taken is not None:
+        print(f"not starting: {taken}; choose another --port", file=sys.stderr)
+        return 2
+    grace = grace_seconds(args.grace, config.settings.timeouts.total)
     stamp_dir = tempfile.mkdtemp(prefix="llm-proxy-")
     stamp = Path(stamp_dir) / "reload"
     stamp.touch()
-    os.environ["LLM_PROXY_CONFIG"] = str(path)
-    os.environ[STAMP_ENV] = str(stamp)
-    os.environ["LLM_PROXY_METRICS_DIR"] = stamp_dir  # workers publish their counters here
-    os.environ[WORKERS_ENV] = str(max(1, args.workers))
+    # What every worker reads once (`proxy.workers.current()`); granian's workers inherit it.
+    settings = WorkerSettings(path, stamp, max(1, args.workers), Path(stamp_dir))
+    os.environ.update(settings.to_env())
 
     class _Server(Server):  # type: ignore[misc, valid-type]
         # granian's own SIGHUP handling respawns workers and so cuts every open stream;
@@ -83,7 +109,7 @@ def _serve(args: argparse.Namespace) -> int:
         interface=Interfaces.ASGI,
         workers=args.workers,
         loop=Loops.auto,
-        http=HTTPModes.http1,
+        http=HTTPModes(args.http),  # auto: HTTP/1.1, and HTTP/2 (prior knowledge) on the same port
         factory=True,
         backlog=args.backlog,
         # Backpressure bounds concurrent connections per worker; open SSE streams hold one
@@ -91,7 +117,7 @@ def _serve(args: argparse.Namespace) -> int:
         backpressure=args.backpressure,
         http1_settings=HTTP1Settings(header_read_timeout=30_000, keep_alive=True),
         log_access=False,
-        workers_kill_timeout=args.grace,
+        workers_kill_timeout=grace,
     )
     try:
         server.serve()
@@ -109,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="llm-proxy", description="Config-driven LLM gateway")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the gateway")
-    serve.add_argument("--config", default=os.environ.get("LLM_PROXY_CONFIG", "routes.yaml"))
+    serve.add_argument("--config", default=os.environ.get(CONFIG_ENV, "routes.yaml"))
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument(
@@ -120,7 +146,17 @@ def main(argv: list[str] | None = None) -> int:
         "--backpressure", type=int, default=16384, help="max concurrent connections per worker"
     )
     serve.add_argument(
-        "--grace", type=int, default=30, help="seconds in-flight requests get to finish on shutdown"
+        "--grace",
+        type=int,
+        default=None,
+        help="seconds in-flight requests get to finish on shutdown (default: the config's "
+        "timeouts.total, so no request is cut that could still finish)",
+    )
+    serve.add_argument(
+        "--http",
+        choices=("auto", "1", "2"),
+        default="auto",
+        help="HTTP versions served: auto (HTTP/1.1 and prior-knowledge HTTP/2), 1 or 2",
     )
     check = sub.add_parser("check", help="validate a routes.yaml")
     check.add_argument("path")

@@ -13,14 +13,12 @@ import logging
 import sys
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
+from proxy.record import RequestRecord
 from proxy.redact import redact, scrub
-
-if TYPE_CHECKING:
-    from proxy.telemetry import RequestRecord
 
 LOGGER = logging.getLogger("llm_proxy.access")
 ENV = "LLM_PROXY_ACCESS_LOG"  # stdout (default) | stderr | off | inherit
@@ -128,7 +126,7 @@ def prompt_for_log(text: str, log_prompts: str) -> str | None:
     return out
 
 
-def fields(rec: "RequestRecord", log_prompts: str) -> dict[str, Any]:
+def fields(rec: RequestRecord, log_prompts: str) -> dict[str, Any]:
     line: dict[str, Any] = {
         "time": _iso(rec.started),
         "request_id": rec.request_id,
@@ -155,7 +153,7 @@ def fields(rec: "RequestRecord", log_prompts: str) -> dict[str, Any]:
     return line
 
 
-def line(rec: "RequestRecord", log_prompts: str) -> str:
+def line(rec: RequestRecord, log_prompts: str) -> str:
     return _encode(fields(rec, log_prompts)).decode()
 
 
@@ -164,7 +162,7 @@ class _Line:
 
     __slots__ = ("_mode", "_rec", "_text")
 
-    def __init__(self, rec: "RequestRecord", log_prompts: str) -> None:
+    def __init__(self, rec: RequestRecord, log_prompts: str) -> None:
         self._rec = rec
         self._mode = log_prompts
         self._text: str | None = None
@@ -175,7 +173,7 @@ class _Line:
         return self._text
 
 
-def write(rec: "RequestRecord", log_prompts: str) -> None:
+def write(rec: RequestRecord, log_prompts: str) -> None:
     if _sink is not None:
         _sink.add(line(rec, log_prompts))
     elif LOGGER.isEnabledFor(logging.INFO):

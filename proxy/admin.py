@@ -8,8 +8,6 @@ when not.
 import asyncio
 import hashlib
 import hmac
-import ipaddress
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,7 @@ from typing import Any
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
 
-from proxy import auth, errors, metrics, redact
+from proxy import addresses, auth, errors, metrics, redact
 from proxy.config import Backend, Config
 from proxy.reload import Runtime, Snapshot
 
@@ -29,12 +27,7 @@ def runtime_of(state: State) -> Runtime:
 
 def _is_loopback(request: Request[Any, Any, Any]) -> bool:
     client = request.client
-    if client is None:
-        return False
-    try:
-        return ipaddress.ip_address(client.host).is_loopback
-    except ValueError:
-        return False
+    return client is not None and addresses.is_loopback(client.host)
 
 
 def _check_admin(request: Request[Any, Any, Any], snapshot: Snapshot) -> None:
@@ -133,20 +126,9 @@ def get_model(model_id: str, request: Request[Any, Any, Any], state: State) -> d
     return _model_entry(alias, int(snapshot.loaded_at), _anthropic_shape(request))
 
 
-_SECRET_VALUE = re.compile(
-    r"(?i)^(bearer|basic|token)\s|^(sk|pk|rk|ak)[-_]|^AIza|^[A-Za-z0-9_\-+/=.]{24,}$"
-)
-
-
 def _redact_headers(headers: tuple[tuple[str, str], ...]) -> dict[str, str]:
     """Values of secret-sounding headers, and values that look like secrets, read `***`."""
-    return {
-        k: "***"
-        if any(h in k.lower() for h in redact.SECRET_HEADER_HINTS)
-        or _SECRET_VALUE.search(v.strip())
-        else v
-        for k, v in headers
-    }
+    return {k: "***" if redact.looks_secret(k, v) else v for k, v in headers}
 
 
 def _backend_view(b: Backend) -> dict[str, Any]:
@@ -212,6 +194,19 @@ def config_view(config: Config) -> dict[str, Any]:
     }
 
 
+def auth_view(config: Config) -> dict[str, Any]:
+    """Whether client auth and the admin key are on, and if off, whether on purpose."""
+    return {
+        "client_keys": None if config.keys is None else len(config.keys),
+        "client_auth": "on" if config.keys is not None else "off" if config.keys_off else "absent",
+        "admin_key": "on"
+        if config.settings.admin_key is not None
+        else "off"
+        if config.settings.admin_key_off
+        else "absent",
+    }
+
+
 @get("/admin/config", sync_to_thread=False)
 def admin_config(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
     runtime = runtime_of(state)
@@ -223,6 +218,7 @@ def admin_config(request: Request[Any, Any, Any], state: State) -> dict[str, Any
         "loaded_at": snapshot.loaded_at,
         "last_reload_error": list(runtime.last_error) or None,
         "reloads": {"ok": runtime.reloads_ok, "failed": runtime.reloads_failed},
+        "auth": auth_view(snapshot.config),
         "config": config_view(snapshot.config),
     }
 

@@ -21,14 +21,14 @@ from litestar import Litestar, Request, Response
 from litestar.exceptions import HTTPException
 from litestar.types import ASGIApp, Message, Receive, Send
 
-from proxy import admin, errors, http, metrics, redact, telemetry
-from proxy.api import Api
+from proxy import admin, asgi, errors, metrics, redact, telemetry
+from proxy.front.api import Api
 from proxy.reload import Runtime, read_config
 
 log = logging.getLogger("llm_proxy")
 
 DEFAULT_CONFIG = "routes.yaml"
-Handler = Callable[[http.Scope, http.Receive, http.Send], Awaitable[None]]
+Handler = Callable[[asgi.Scope, asgi.Receive, asgi.Send], Awaitable[None]]
 
 
 def config_path() -> Path:
@@ -74,7 +74,7 @@ def _request_id_middleware(app: ASGIApp) -> ASGIApp:
         if scope["type"] != "http":  # lifespan passes straight through
             await app(scope, receive, send)
             return
-        rid = http.header(scope, b"x-request-id") or http.new_request_id().encode()
+        rid = asgi.header(scope, b"x-request-id") or asgi.new_request_id().encode()
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -94,7 +94,7 @@ class Gateway:
         self._rest = _request_id_middleware(litestar)  # router-level 404/405s get an id too
         self._fast = fast
 
-    async def __call__(self, scope: http.Scope, receive: http.Receive, send: http.Send) -> None:
+    async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
         if scope["type"] == "http":
             handler = self._fast.get(scope["path"])
             if handler is not None:

@@ -5,6 +5,11 @@ or clock. Invariant: a `Config` comes back only from a file with no problems, an
 reference holds (each target names a defined backend, names are unique, numbers are in
 range); otherwise `ConfigError` lists every problem found as PATH:LINE:COL, never echoing a
 secret. Keys, tokens and upstream header values are kept out of reprs.
+
+Auth switched off on purpose is spelled out: `keys: false` (no client auth) and
+`settings.admin_key: false` (no admin key) — a plain YAML false, distinct from a missing
+section, which a half-written file also has. A hot reload that would drop every client key or
+the admin key is refused unless the new file says so this way (`proxy.reload_guard`).
 """
 
 import hashlib
@@ -18,6 +23,7 @@ import msgspec
 import yaml
 
 from proxy.config_yaml import (
+    BOOL,
     Fields,
     Problem,
     Reader,
@@ -112,6 +118,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_body: int = 16 * 2**20  # bytes
     log_prompts: LogPrompts = "none"
     admin_key: Secret | None = None  # None when absent or resolved empty
+    admin_key_off: bool = False  # `admin_key: false`: no admin key, written on purpose
     keepalive: float = 15.0
     on_disconnect: OnDisconnect = "cancel"
     responses_store: ResponsesStoreSettings = ResponsesStoreSettings()
@@ -125,6 +132,7 @@ class Backend(msgspec.Struct, frozen=True, kw_only=True):
     api_version: str | None = None  # azure only
     headers: tuple[tuple[str, str], ...] = ()  # extra upstream headers, in file order
     max_connections: int = 256
+    max_output_tokens: int | None = None  # larger max_tokens asks are clamped to this
     stream: bool = True
     responses: bool = False  # speaks the Responses API: /v1/responses passes through untouched
     disabled: str | None = None  # why it's disabled, e.g. "api_key is empty (set OPENAI_API_KEY)"
@@ -181,6 +189,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     backends: tuple[Backend, ...]  # file order
     models: tuple[Model, ...]  # file order
     keys: tuple[ClientKey, ...] | None = None  # None: no `keys:` section, no client auth
+    keys_off: bool = False  # `keys: false`: no client auth, written on purpose (keys is None)
     warnings: tuple[Problem, ...] = ()  # disabled backends, unavailable models, ...
 
     def backend(self, name: str) -> Backend:
@@ -210,6 +219,7 @@ _TIMEOUTS = ("connect", "first_byte", "idle", "total")
 _MOCK_KNOBS = ("latency", "interval", "tokens", "chunks")
 _BACKEND = (
     *("type", "base_url", "api_key", "api_version", "headers", "max_connections", "stream"),
+    "max_output_tokens",
     "responses",
     *_MOCK_KNOBS,
 )
@@ -243,20 +253,31 @@ def _config(r: Reader, root: yaml.Node) -> Config | None:
     settings = _settings(r, top["settings"][1]) if "settings" in top else Settings()
     backends = _backends(r, top["backends"][1]) if "backends" in top else {}
     models = _models(r, *top["models"], backends) if "models" in top else ()
-    keys = _keys(r, *top["keys"]) if "keys" in top else None
+    keys_off = "keys" in top and _off(r, top["keys"][1])
+    keys = _keys(r, *top["keys"]) if "keys" in top and not keys_off else None
     return Config(
         version=version or 1,
         settings=settings,
         backends=tuple(backends.values()),
         models=models,
         keys=keys,
+        keys_off=keys_off,
     )
+
+
+def _off(r: Reader, node: yaml.Node) -> bool:
+    """A plain YAML false (`false`, `no`, `off`): the section is switched off on purpose."""
+    if not isinstance(node, yaml.ScalarNode) or node.tag != BOOL:
+        return False
+    s = r.scalar(node)
+    return s is not None and s.tag == BOOL and not boolean(s)
 
 
 def _settings(r: Reader, node: yaml.Node) -> Settings:
     f = r.fields(node, "settings", _SETTINGS)
     d = Settings()
-    admin_key = r.get(f, "admin_key", line, "")
+    admin_key_off = "admin_key" in f and _off(r, f["admin_key"][1])
+    admin_key = "" if admin_key_off else r.get(f, "admin_key", line, "")
     return Settings(
         failure_threshold=r.get(f, "failure_threshold", integer(1), d.failure_threshold),
         cooldown=r.get(f, "cooldown", duration(positive=False), d.cooldown),
@@ -265,6 +286,7 @@ def _settings(r: Reader, node: yaml.Node) -> Settings:
         max_body=r.get(f, "max_body", size(1), d.max_body),
         log_prompts=r.get(f, "log_prompts", choice(_LOG_PROMPTS), d.log_prompts),
         admin_key=Secret(admin_key) if admin_key else None,
+        admin_key_off=admin_key_off,
         keepalive=r.get(f, "keepalive", duration(positive=True), d.keepalive),
         on_disconnect=r.get(f, "on_disconnect", choice(_ON_DISCONNECT), d.on_disconnect),
         responses_store=(
@@ -329,6 +351,7 @@ def _backend(r: Reader, name: str, key: yaml.Node, node: yaml.Node) -> Backend:
         api_version=r.get(f, "api_version", text, _AZURE_API_VERSION if kind == "azure" else None),
         headers=_headers(r, name, f["headers"][1]) if "headers" in f else (),
         max_connections=r.get(f, "max_connections", integer(1), d.max_connections),
+        max_output_tokens=r.get(f, "max_output_tokens", integer(1), None),
         stream=r.get(f, "stream", boolean, d.stream),
         responses=r.get(f, "responses", boolean, _speaks_responses(kind, base_url)),
         disabled=disabled,

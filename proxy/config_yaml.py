@@ -22,7 +22,7 @@ C = TypeVar("C", bound=str)
 NULL = "tag:yaml.org,2002:null"
 _INT = "tag:yaml.org,2002:int"
 _FLOAT = "tag:yaml.org,2002:float"
-_BOOL = "tag:yaml.org,2002:bool"
+BOOL = "tag:yaml.org,2002:bool"
 _MERGE = "tag:yaml.org,2002:merge"
 
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
@@ -167,7 +167,7 @@ def integer(minimum: int | None = None, maximum: int | None = None) -> Callable[
 
 
 def boolean(s: Scalar) -> bool:
-    text = s.text.lower() if s.tag == _BOOL else ""
+    text = s.text.lower() if s.tag == BOOL else ""
     if text not in ("true", "yes", "on", "false", "no", "off"):
         raise ValueError(f"expected true or false, got {show(s.text)}")
     return text in ("true", "yes", "on")

@@ -9,7 +9,11 @@ from typing import ClassVar, Literal
 
 import msgspec
 
-Wire = Literal["openai", "anthropic", "gemini"]
+from schemas import anthropic as anthropic_schema
+from schemas import gemini as gemini_schema
+from schemas import openai as openai_schema
+
+Wire = Literal["openai", "anthropic", "gemini"]  # the one definition: what a peer speaks
 
 
 class ProxyError(Exception):
@@ -91,36 +95,59 @@ class Internal(ProxyError):
     status, type, anthropic_type = 500, "api_error", "api_error"
 
 
-class _OpenAIError(msgspec.Struct):
-    message: str
-    type: str
-    param: str | None
-    code: str | None
+class ClientClosed(ProxyError):
+    """The client went away before the gateway answered: nothing is sent."""
+
+    status, type, anthropic_type = 499, "client_closed", "api_error"
 
 
-class _OpenAIEnvelope(msgspec.Struct):
-    error: _OpenAIError
+# --- upstream failures: one type, whatever went wrong -------------------------------------
+
+FailureKind = Literal[
+    "connect",  # could not connect
+    "timeout",  # connect / first_byte / idle / total ran out
+    "reset",  # the connection broke
+    "protocol",  # the upstream sent something that is not its protocol
+    "status",  # a failover status (408, 429, 5xx, 401/403/404 ...)
+    "stream_error",  # an error event inside the upstream's stream
+    "truncated",  # the stream ended before it was complete
+    "unsupported",  # the backend has no equivalent of this endpoint
+]
 
 
-class _AnthropicError(msgspec.Struct):
-    type: str
-    message: str
+class UpstreamFailure(Exception):
+    """Why one upstream attempt failed. The attempt loop fails over on it (before a stream
+    commits); the last one is what the client is told.
 
+    `status`, `headers`, `body` and `wire` are the upstream's own answer for `kind="status"`
+    (passed on in the client's protocol when failover is spent). `reported`: the client
+    already received the upstream's own error frame for it (a committed stream).
+    """
 
-class _AnthropicEnvelope(msgspec.Struct, kw_only=True):
-    type: str = "error"
-    error: _AnthropicError
-    request_id: str | None = None
+    def __init__(
+        self,
+        kind: FailureKind,
+        message: str,
+        *,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+        body: bytes = b"",
+        wire: Wire = "openai",
+        reported: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.kind: FailureKind = kind
+        self.message = message
+        self.status = status
+        self.headers = headers or {}
+        self.body = body
+        self.wire: Wire = wire
+        self.reported = reported
 
-
-class _GeminiError(msgspec.Struct):
-    code: int
-    message: str
-    status: str
-
-
-class _GeminiEnvelope(msgspec.Struct):
-    error: _GeminiError
+    def error(self, prefix: str = "") -> ProxyError:
+        """The gateway's own error for this failure (504 for timeouts, else 502)."""
+        cls = GatewayTimeout if self.kind == "timeout" else BadGateway
+        return cls(prefix + self.message)
 
 
 _encode = msgspec.json.Encoder().encode
@@ -142,14 +169,21 @@ def body(err: ProxyError, wire: Wire, request_id: str | None = None) -> bytes:
     """The error envelope for `wire`, as bytes."""
     if wire == "anthropic":
         return _encode(
-            _AnthropicEnvelope(
-                error=_AnthropicError(err.anthropic_type, err.message), request_id=request_id
+            anthropic_schema.ErrorEnvelope(
+                error=anthropic_schema.ErrorBody(err.anthropic_type, err.message),
+                request_id=request_id,
             )
         )
     if wire == "gemini":
         status = _GEMINI_STATUS.get(err.status, "INTERNAL")
-        return _encode(_GeminiEnvelope(_GeminiError(err.status, err.message, status)))
-    return _encode(_OpenAIEnvelope(_OpenAIError(err.message, err.type, err.param, err.code)))
+        return _encode(
+            gemini_schema.ErrorEnvelope(gemini_schema.ErrorBody(err.status, err.message, status))
+        )
+    return _encode(
+        openai_schema.ErrorEnvelope(
+            openai_schema.ErrorBody(err.message, err.type, err.param, err.code)
+        )
+    )
 
 
 def render(

@@ -207,11 +207,38 @@ def _intl(m: re.Match[str]) -> str:
     return PHONE if len(_digits(m.group())) >= 8 else m.group()
 
 
+_JSON_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+
+
+def _unescape_printable(m: re.Match[str]) -> str:
+    ch = chr(int(m.group(1), 16))
+    # Quotes, backslashes and control characters stay escaped: the JSON stays valid.
+    return ch if " " <= ch <= "~" and ch not in '"\\' else m.group()
+
+
 def scrub_body(body: bytes) -> bytes:
-    """An upstream body with credentials masked (upstreams quote keys in their errors)."""
+    """An upstream body with credentials masked (upstreams quote keys in their errors).
+
+    A key written with JSON `\\u` escapes (`"sk-\\u0061bc..."`) is seen too: printable
+    escapes are read as the characters they stand for before matching."""
     text = body.decode("utf-8", "replace")
+    if "\\u" in text:
+        text = _JSON_ESCAPE.sub(_unescape_printable, text)
     clean = scrub(text)
     return body if clean == text else clean.encode()
+
+
+_SECRET_VALUE = re.compile(
+    r"(?i)^(bearer|basic|token)\s|^(sk|pk|rk|ak)[-_]|^AIza|^[A-Za-z0-9_\-+/=.]{24,}$"
+)
+
+
+def looks_secret(name: str, value: str) -> bool:
+    """A header that carries a secret: by its name, or by what its value looks like."""
+    lname = name.lower()
+    if any(h in lname for h in SECRET_HEADER_HINTS):
+        return True
+    return bool(_SECRET_VALUE.search(value.strip()))
 
 
 def redact(text: str) -> str:

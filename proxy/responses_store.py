@@ -19,7 +19,8 @@ from typing import Protocol
 import msgspec
 from cachetools import TTLCache
 
-from proxy.translate import TranslationError, responses_chat
+from proxy.translate import responses_chat
+from proxy.translate.common import TranslationError
 from schemas import responses as rs
 
 _log = logging.getLogger(__name__)

@@ -6,6 +6,7 @@ the longest literal prefix wins (then the longest pattern, then file order). `*`
 target's model is replaced by the text the glob's first `*` matched.
 """
 
+import fnmatch
 import random
 import re
 from collections.abc import Callable, Sequence
@@ -25,6 +26,9 @@ class Candidate(NamedTuple):
     key: TargetKey
     weight: int
     priority: int
+    # The target's model as configured (`vendor-*`, or the alias pattern `up/*` when the target
+    # names no model): a bounded metric label, where `key.model` is the client's expanded text.
+    label: str = ""
 
 
 class Route(NamedTuple):
@@ -86,15 +90,33 @@ class RouteTable:
         if model is None:
             return None
         return Route(
-            model.alias, model.strategy, _tiers(model.targets, name, matched, self._enabled)
+            model.alias,
+            model.strategy,
+            _tiers(model.targets, name, matched, self._enabled, model.alias),
         )
 
-    def suggestions(self, limit: int = 5) -> list[str]:
-        """A few routable names for 'unknown model' messages."""
-        return (
-            list(self.aliases[:limit])
-            + [g.pattern for g in self._globs][: max(0, limit - len(self.aliases))]
+    def fixed_targets(self) -> frozenset[TargetKey]:
+        """Every target of an exact alias: the per-target state that is never evicted."""
+        return frozenset(
+            c.key
+            for alias, model in self._exact.items()
+            for tier in _tiers(model.targets, alias, "", self._enabled, alias)
+            for c in tier
         )
+
+    def suggestions(self, limit: int = 5, allowed: Sequence[str] | None = None) -> list[str]:
+        """A few routable names for 'unknown model' messages; with `allowed` (the caller's
+        key's model globs) only names that key may use: an exact alias one of the globs
+        matches, a glob alias whose pattern text one of them matches (so never a pattern the
+        key could use only in part)."""
+
+        def ok(name: str) -> bool:
+            return allowed is None or any(fnmatch.fnmatchcase(name, g) for g in allowed)
+
+        names = [a for a in self.aliases if ok(a)] + [
+            g.pattern for g in self._globs if ok(g.pattern)
+        ]
+        return names[:limit]
 
 
 def _glob_regex(pattern: str) -> re.Pattern[str]:
@@ -105,15 +127,16 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
 
 
 def _tiers(
-    targets: Sequence[Target], name: str, matched: str, enabled: set[str]
+    targets: Sequence[Target], name: str, matched: str, enabled: set[str], alias: str
 ) -> tuple[tuple[Candidate, ...], ...]:
     by_priority: dict[int, list[Candidate]] = {}
     for t in targets:
         if t.backend not in enabled:
             continue
         model = name if t.model is None else t.model.replace("*", matched)
+        label = alias if t.model is None else t.model
         by_priority.setdefault(t.priority, []).append(
-            Candidate(TargetKey(t.backend, model), t.weight, t.priority)
+            Candidate(TargetKey(t.backend, model), t.weight, t.priority, label)
         )
     return tuple(tuple(by_priority[p]) for p in sorted(by_priority))
 

@@ -10,6 +10,11 @@ import re
 from typing import NamedTuple
 
 KEEPALIVE = b": keepalive\n\n"
+MAX_LINE = 16 * 2**20  # bytes in one line: a base64 image fits, an endless line does not
+
+
+class LineTooLong(ValueError):
+    """A line grew past the decoder's bound without ending."""
 
 
 class Event(NamedTuple):
@@ -25,17 +30,21 @@ class Decoder:
     __slots__ = (
         "_bom",
         "_bom_buf",
-        "_buf",
         "_data",
         "_event",
         "_has_data",
         "_id",
+        "_max_line",
+        "_parts",
         "_retry",
+        "_size",
         "_skip_lf",
     )
 
-    def __init__(self) -> None:
-        self._buf = b""
+    def __init__(self, max_line: int = MAX_LINE) -> None:
+        self._max_line = max_line
+        self._parts: list[bytes] = []  # pieces of an unfinished line, joined once it ends
+        self._size = 0  # bytes of the unfinished line
         self._bom = True  # a UTF-8 BOM may open the stream (WHATWG: strip it)
         self._bom_buf = b""
         self._skip_lf = False  # last chunk ended in CR: a leading LF belongs to that line end
@@ -48,7 +57,7 @@ class Decoder:
     @property
     def pending(self) -> bool:
         """True while bytes of an event that has not been dispatched are held."""
-        return bool(self._buf) or self._has_data or bool(self._event)
+        return bool(self._parts) or self._has_data or bool(self._event)
 
     def feed(self, chunk: bytes) -> list[Event]:
         if not chunk:
@@ -68,7 +77,20 @@ class Decoder:
         if self._skip_lf and chunk[:1] == b"\n":
             chunk = chunk[1:]
         self._skip_lf = False
-        buf = self._buf + chunk if self._buf else chunk
+        if b"\n" not in chunk and b"\r" not in chunk:
+            # Still the same line: keep the piece (joining now would copy the line again for
+            # every chunk), and bound how long a line may grow.
+            self._size += len(chunk)
+            if self._size > self._max_line:
+                raise LineTooLong(f"an SSE line grew past {self._max_line} bytes without ending")
+            self._parts.append(chunk)
+            return []
+        if self._parts:
+            self._parts.append(chunk)
+            buf = b"".join(self._parts)
+            self._parts = []
+        else:
+            buf = chunk
         events: list[Event] = []
         start = 0
         n = len(buf)
@@ -89,7 +111,12 @@ class Decoder:
             if event is not None:
                 events.append(event)
             start = nxt
-        self._buf = buf[start:]
+        rest = buf[start:]
+        self._size = len(rest)
+        if rest:
+            if self._size > self._max_line:
+                raise LineTooLong(f"an SSE line grew past {self._max_line} bytes without ending")
+            self._parts = [rest]
         return events
 
     def _line(self, raw: bytes) -> Event | None:
@@ -143,19 +170,20 @@ def encode(data: str, event: str = "") -> bytes:
 _BLANK_LINE = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)")
 
 
-def frame_end(buf: bytes) -> int:
-    """Index just past the last complete frame in `buf` (0 if none).
+def frame_end(buf: bytes | bytearray, start: int = 0) -> int:
+    """Index just past the last complete frame in `buf` (0 if none), looking only at
+    `buf[start:]` (what was already searched need not be searched again).
 
     Lets the pass-through relay forward whole frames only, without decoding them, so an error
     frame appended after an upstream failure never lands in the middle of a half-sent one.
     """
-    end = buf.rfind(b"\n\n")
+    end = buf.rfind(b"\n\n", start)
     if end >= 0:
         end += 2
-    crlf = buf.rfind(b"\r\n\r\n")
+    crlf = buf.rfind(b"\r\n\r\n", start)
     if crlf >= 0 and crlf + 4 > end:
         end = crlf + 4
-    if end <= 0 and b"\r" in buf:  # rare line ends: CR alone, or mixed
-        for m in _BLANK_LINE.finditer(buf):
+    if end <= 0 and b"\r" in buf[start:]:  # rare line ends: CR alone, or mixed
+        for m in _BLANK_LINE.finditer(buf, start):
             end = m.end()
     return max(end, 0)

@@ -12,20 +12,17 @@ from typing import Any
 import msgspec
 
 from proxy import sse
+from proxy.errors import UpstreamFailure
 
 _decode = msgspec.json.Decoder(dict[str, Any]).decode
 _encode = msgspec.json.Encoder().encode
-
-
-class NotSynthesizable(ValueError):
-    """The backend's body is not the JSON object a response should be."""
 
 
 def _load(body: bytes) -> dict[str, Any]:
     try:
         return _decode(body)
     except msgspec.DecodeError as exc:
-        raise NotSynthesizable(f"backend sent a malformed response: {exc}") from exc
+        raise UpstreamFailure("protocol", f"upstream sent a malformed response: {exc}") from exc
 
 
 def _data(obj: dict[str, Any]) -> bytes:

@@ -10,10 +10,9 @@ first-token names are re-exported here for the callers that knew them by this mo
 import os
 from collections.abc import Mapping
 
-import msgspec
-
 from proxy import accesslog, metrics, redact
 from proxy.metrics import attempt_failed, attempt_started, request_ended, request_started
+from proxy.record import RequestRecord
 from proxy.tracing import FIRST_TOKEN, TTFT_ATTRIBUTE, AttemptSpan, RequestSpan, Tracer, tracer
 
 __all__ = [
@@ -32,32 +31,6 @@ __all__ = [
     "request_started",
     "tracer",
 ]
-
-
-class RequestRecord(msgspec.Struct, gc=False):
-    """One request's facts, filled in over its life; `finish` reports them."""
-
-    request_id: str
-    endpoint: str
-    front: str
-    stream: bool
-    started: float  # time.time() at arrival
-    key_name: str | None = None  # the client key's configured name, never the key
-    alias: str | None = None  # the route's alias (or glob), not the client's raw model text
-    backend: str | None = None
-    backend_type: str | None = None
-    provider_model: str | None = None
-    status: int = 0
-    attempts: int = 0
-    overhead_ms: float | None = None
-    ttft_ms: float | None = None
-    total_ms: float = 0.0
-    tokens_in: int | None = None
-    tokens_out: int | None = None
-    cost: float | None = None  # None: price unknown (filled from LLM_PROXY_PRICES if set)
-    cache: str | None = None  # "hit" | "miss" | "bypass" ...; None: no cache involved
-    error_type: str | None = None
-    prompt: str | None = None  # only when log_prompts != "none" (see accesslog.prompt_text)
 
 
 # --- the end of a request ------------------------------------------------------------------

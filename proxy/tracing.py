@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from proxy import exporters
+from proxy.errors import UpstreamFailure
 from proxy.routing import TargetKey
 
 if TYPE_CHECKING:
@@ -29,8 +30,7 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span
     from opentelemetry.trace import Tracer as OTelTracer
 
-    from proxy.forward import Exchange
-    from proxy.telemetry import RequestRecord
+    from proxy.record import RequestRecord
 
 __all__ = ["FIRST_TOKEN", "TTFT_ATTRIBUTE", "AttemptSpan", "RequestSpan", "Tracer", "tracer"]
 
@@ -77,6 +77,19 @@ ATTRIBUTES = {
 }
 FIRST_TOKEN = "gen_ai.first_token"  # span event; its attribute: seconds since the span began
 TTFT_ATTRIBUTE = "gen_ai.response.time_to_first_chunk"
+
+
+class Requested(Protocol):
+    """What an attempt span reads of the client's request."""
+
+    @property
+    def endpoint(self) -> str: ...
+    @property
+    def stream(self) -> bool: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def request_id(self) -> str: ...
 
 
 class AttemptSpan(Protocol):
@@ -311,7 +324,7 @@ class Tracer:
 
     def attempt(
         self,
-        ex: "Exchange",
+        ex: Requested,
         key: TargetKey,
         backend_type: str,
         n: int,
@@ -327,7 +340,7 @@ class Tracer:
     @contextmanager
     def _attempt(
         self,
-        ex: "Exchange",
+        ex: Requested,
         key: TargetKey,
         backend_type: str,
         n: int,
@@ -370,7 +383,9 @@ class Tracer:
             try:
                 yield handle
             except BaseException as exc:
-                if isinstance(exc, Exception):
+                # An upstream failure was named on the span where it happened (its kind or
+                # status); anything else is named by its type.
+                if isinstance(exc, Exception) and not isinstance(exc, UpstreamFailure):
                     handle.fail(type(exc).__name__)
                 raise
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import msgspec
 
+from proxy.errors import UpstreamFailure
+
 Usage = tuple[int, int]
 
 
@@ -35,15 +37,12 @@ _openai = msgspec.json.Decoder(_OpenAIBody)
 _anthropic = msgspec.json.Decoder(_AnthropicBody)
 
 
-class Malformed(ValueError):
-    """The body is not the JSON object a response must be."""
-
-
 def from_body(body: bytes, wire: str) -> Usage | None:
     """Usage of a whole (non-streaming) response in the OpenAI or Anthropic shape.
 
     Decoding validates the whole document, so this doubles as the check that a backend's
-    200 answer is JSON at all (Malformed if not); unknown fields are skipped, not built.
+    200 answer is JSON at all (an `UpstreamFailure` of kind protocol if not); unknown fields
+    are skipped, not built.
     """
     try:
         if wire == "anthropic":
@@ -53,7 +52,7 @@ def from_body(body: bytes, wire: str) -> Usage | None:
     except msgspec.ValidationError:
         return None  # JSON, but not the shape we know: pass it on untouched
     except msgspec.DecodeError as exc:
-        raise Malformed(str(exc)) from exc
+        raise UpstreamFailure("protocol", f"upstream sent a malformed response: {exc}") from exc
     return None if o is None else (o.prompt_tokens, o.completion_tokens)
 
 

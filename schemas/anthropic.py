@@ -9,7 +9,7 @@ filter by `BLOCK_TYPES` and re-convert, see `proxy.translate`. Fields the wire a
 
 from typing import Any, Literal
 
-from msgspec import Struct, field
+from msgspec import UNSET, Struct, UnsetType, field
 
 # -- content blocks ---------------------------------------------------------------------------
 
@@ -203,7 +203,7 @@ class ErrorEnvelope(Struct, tag_field="type", tag="error", omit_defaults=True):
     """The error body of a response, and the `error` stream event."""
 
     error: ErrorBody
-    request_id: str | None = None
+    request_id: str | UnsetType | None = UNSET  # the gateway always sends it, null if unknown
 
 
 # -- stream events ----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from proxy.providers.base import Adapter
 from proxy.providers.gemini import GeminiAdapter
 from proxy.providers.mock import MockAdapter, MockTransport
 from proxy.providers.openai import OpenAIAdapter
-from proxy.upstream import HttpTransport, Transport
+from proxy.providers.transport import HttpTransport, Transport
 
 
 def adapter(backend: Backend) -> Adapter:

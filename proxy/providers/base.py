@@ -7,10 +7,12 @@ retries, streams or logs; `forward.py` does that the same way for every backend.
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
 
+from proxy.errors import UpstreamFailure, Wire
+
 if TYPE_CHECKING:
     from proxy.config import Backend
 
-Wire = Literal["openai", "anthropic", "gemini"]
+__all__ = ["Adapter", "Endpoint", "Header", "HttpAdapter", "Unsupported", "UpstreamRequest", "Wire"]
 Header = tuple[str, str]
 
 # Front-door endpoints, by the path the client used (query strings never matter).
@@ -45,8 +47,12 @@ class Adapter(Protocol):
         ...
 
 
-class Unsupported(Exception):
+class Unsupported(UpstreamFailure):
     """The backend has no equivalent of this endpoint (e.g. embeddings on Anthropic)."""
+
+    def __init__(self, endpoint: str) -> None:
+        super().__init__("unsupported", f"this backend does not serve {endpoint}")
+        self.endpoint = endpoint
 
 
 class HttpAdapter:

@@ -8,11 +8,22 @@ follow in a user message, since `tool` messages hold only text); streaming reque
 ask for `stream_options.include_usage` so usage is read, never guessed. Thinking blocks and
 the `thinking` and `top_k` parameters are dropped: OpenAI-compatible backends have no
 counterpart (and none accepts Anthropic thinking signatures).
+
+`role: "system"` turns inside `messages` (Claude Code sends them for models it does not know;
+the Messages API itself does not define them) are accepted: those before the first user or
+assistant turn join the top-level `system` in the one leading system message; later ones stay
+in place as `system` messages, which the Chat Completions API allows anywhere.
+`metadata.user_id` becomes OpenAI `user` as is when it fits OpenAI's 64-character limit,
+otherwise as its SHA-256 hex digest (exactly 64 characters: stable per user, never a 400).
 """
+
+import hashlib
+from typing import Literal
 
 import msgspec
 
-from proxy.translate import (
+from proxy.translate.anthropic_openai_stream import Stream, anthropic_usage
+from proxy.translate.common import (
     TranslationError,
     anthropic_stop,
     arguments_or_empty,
@@ -20,27 +31,52 @@ from proxy.translate import (
     error_type,
     read_error,
 )
-from proxy.translate.anthropic_openai_stream import Stream, anthropic_usage
 from schemas import anthropic as an
 from schemas import openai as oa
 
 __all__ = ["Stream", "error", "request", "response"]
 
+USER_MAX = 64  # OpenAI: "Invalid 'user': string too long. Expected ... maximum length 64"
+
+
+class _Role(msgspec.Struct):
+    role: object = None  # only the role is read here; the full decode checks the rest
+
+
+class _SystemTurn(msgspec.Struct):
+    role: Literal["system"]
+    content: str | list[an.TextBlock]
+
+
 _messages_request = msgspec.json.Decoder(an.MessagesRequest)
 _completion = msgspec.json.Decoder(oa.ChatCompletion)
+_top_level = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_turns = msgspec.json.Decoder(list[msgspec.Raw])
+_role = msgspec.json.Decoder(_Role)
+_system_turn = msgspec.json.Decoder(_SystemTurn)
 _encode = msgspec.json.Encoder().encode
+
+# (position among the remaining turns, original index, text) of each system turn
+Systems = list[tuple[int, int, str]]
 
 
 def request(body: bytes, model: str, stream: bool) -> bytes:
     try:
+        body, systems, index = split_system_turns(body)
         req = _messages_request.decode(body)
     except msgspec.DecodeError as exc:
         raise decode_error(exc) from None
+    leading = [text for pos, _, text in systems if pos == 0]
+    later = [(pos, text) for pos, _, text in systems if pos > 0]
+    system = "\n\n".join(([system_text(req.system)] if req.system else []) + leading)
     messages: list[oa.Message] = []
-    if req.system:
-        messages.append(oa.Message(role="system", content=system_text(req.system)))
+    if system:
+        messages.append(oa.Message(role="system", content=system))
     for i, m in enumerate(req.messages):
-        messages.extend(_message(m, f"messages[{i}]"))
+        messages.extend(oa.Message(role="system", content=t) for pos, t in later if pos == i)
+        messages.extend(_message(m, f"messages[{index[i] if i < len(index) else i}]"))
+    end = len(req.messages)
+    messages.extend(oa.Message(role="system", content=t) for pos, t in later if pos >= end)
     tools = [_tool(t, f"tools[{i}]") for i, t in enumerate(req.tools or ())] or None
     choice = req.tool_choice if tools else None
     single = choice is not None and not isinstance(choice, an.ToolChoiceNone)
@@ -54,12 +90,56 @@ def request(body: bytes, model: str, stream: bool) -> bytes:
         temperature=req.temperature,
         top_p=req.top_p,
         stop=req.stop_sequences or None,
-        user=req.metadata.user_id if req.metadata else None,
+        user=openai_user(req.metadata.user_id) if req.metadata else None,
         tools=tools,
         tool_choice=_tool_choice(choice),
         parallel_tool_calls=False if single else None,
     )
     return _encode(out)
+
+
+def split_system_turns(body: bytes) -> tuple[bytes, Systems, list[int]]:
+    """`body` without its `role: "system"` turns, those turns, and the original index of each
+    remaining turn. Bodies without any come back unchanged (the cheap check first)."""
+    if b'"system"' not in body:
+        return body, [], []
+    top = _top_level.decode(body)
+    raw = top.get("messages")
+    if raw is None:
+        return body, [], []
+    try:
+        turns = _turns.decode(raw)
+        roles = [_role.decode(t).role for t in turns]
+    except msgspec.DecodeError:
+        return body, [], []  # not a list of objects: the full decode says what is wrong
+    if "system" not in roles:
+        return body, [], []
+    kept: list[msgspec.Raw] = []
+    index: list[int] = []
+    systems: Systems = []
+    for i, (turn, role) in enumerate(zip(turns, roles, strict=True)):
+        if role == "system":
+            try:
+                content = _system_turn.decode(turn).content
+            except msgspec.DecodeError as exc:
+                text, at, path = str(exc).partition(" - at `$")  # re-rooted at the turn
+                raise msgspec.DecodeError(
+                    f"{text} - at `$.messages[{i}]{path if at else '`'}"
+                ) from None
+            systems.append((len(kept), i, system_text(content)))
+        else:
+            kept.append(turn)
+            index.append(i)
+    top["messages"] = msgspec.Raw(_encode(kept))
+    return _encode(top), systems, index
+
+
+def openai_user(user_id: str | None) -> str | None:
+    """Anthropic `metadata.user_id` within OpenAI's `user` limit: as is when it fits, else
+    its SHA-256 hex digest (64 characters, the same for the same id)."""
+    if user_id is None or len(user_id) <= USER_MAX:
+        return user_id
+    return hashlib.sha256(user_id.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def system_text(system: str | list[an.TextBlock]) -> str:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import msgspec
 
 from proxy.sse import Event
-from proxy.translate import ANTHROPIC_ERROR_TYPES, anthropic_stop, read_error
+from proxy.translate.common import ANTHROPIC_ERROR_TYPES, anthropic_stop, read_error
 from schemas import anthropic as an
 from schemas import openai as oa
 

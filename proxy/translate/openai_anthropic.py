@@ -14,7 +14,7 @@ from typing import Any, Final, Literal
 import msgspec
 from msgspec import UNSET
 
-from proxy.translate import (
+from proxy.translate.common import (
     TranslationError,
     decode_error,
     error_type,

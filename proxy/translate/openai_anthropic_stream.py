@@ -15,7 +15,7 @@ import msgspec
 from msgspec import UNSET, Struct
 
 from proxy.sse import Event
-from proxy.translate import openai_finish
+from proxy.translate.common import openai_finish
 from schemas import anthropic as an
 from schemas import openai as oa
 

@@ -12,7 +12,7 @@ from typing import Final
 
 import msgspec
 
-from proxy.translate import (
+from proxy.translate.common import (
     TranslationError,
     decode_error,
     error_type,

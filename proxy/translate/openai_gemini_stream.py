@@ -15,7 +15,7 @@ import msgspec
 from msgspec import UNSET
 
 from proxy.sse import Event
-from proxy.translate import error_type, gemini_finish, read_error
+from proxy.translate.common import error_type, gemini_finish, read_error
 from schemas import gemini as gm
 from schemas import openai as oa
 

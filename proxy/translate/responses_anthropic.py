@@ -11,7 +11,8 @@ pivot cannot carry is dropped as `responses_chat` says; what Anthropic cannot ta
 from collections.abc import Sequence
 
 from proxy.sse import Event
-from proxy.translate import TranslationError, openai_anthropic, responses_chat
+from proxy.translate import openai_anthropic, responses_chat
+from proxy.translate.common import TranslationError
 from schemas import responses as rs
 
 __all__ = ["Stream", "error", "request", "response"]

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 
-from proxy.translate import TranslationError, decode_error, error_type, read_error
+from proxy.translate.common import TranslationError, decode_error, error_type, read_error
 from proxy.translate.responses_chat_stream import Stream
 from proxy.translate.responses_output import finished, item_id, responses_usage, shell
 from schemas import openai as oa

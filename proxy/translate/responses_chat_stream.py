@@ -20,7 +20,7 @@ import msgspec
 from msgspec import Struct
 
 from proxy.sse import Event
-from proxy.translate import read_error
+from proxy.translate.common import read_error
 from proxy.translate.responses_output import (
     INCOMPLETE,
     finished,

@@ -11,7 +11,8 @@ pivot cannot carry is dropped as `responses_chat` says; what Gemini cannot take 
 from collections.abc import Sequence
 
 from proxy.sse import Event
-from proxy.translate import TranslationError, openai_gemini, responses_chat
+from proxy.translate import openai_gemini, responses_chat
+from proxy.translate.common import TranslationError
 from schemas import responses as rs
 
 __all__ = ["Stream", "error", "request", "response"]

@@ -13,12 +13,12 @@ import pytest
 
 from proxy import providers
 from proxy.config import Backend, Timeouts
+from proxy.errors import UpstreamFailure
 from proxy.responses_route import route
 from proxy.responses_store import MemoryStore, record
 from proxy.sse import Decoder, Event, encode
 from proxy.translate import TranslationError, responses_chat
 from proxy.translate.responses_replay import replay, stream_usage
-from proxy.upstream import UpstreamError
 from tests.unit.responses_support import check_responses, responses_final
 from tests.upstreams import FakeUpstream, ok, reset_mid_stream
 
@@ -64,7 +64,7 @@ async def drive(backend: Backend, body: dict[str, Any], store: MemoryStore, rid:
                 while chunk := await upstream.read_chunk():
                     out += [e for event in decoder.feed(chunk) for e in s.feed(event)]
                 out += s.close()
-            except UpstreamError as exc:  # after commit: the client gets a failure, not an end
+            except UpstreamFailure as exc:  # after commit: the client gets a failure, not an end
                 out += s.fail("api_error", str(exc))
             if s.response is not None:
                 kept = record(req, history or (), s.response)

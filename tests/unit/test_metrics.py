@@ -12,9 +12,11 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from proxy import metrics, telemetry
+from proxy import metrics, telemetry, workers
 from proxy.metrics import REGISTRY, RuntimeInfo
+from proxy.observe.metrics import publish
 from proxy.telemetry import RequestRecord
+from proxy.workers import WorkerSettings
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -82,12 +84,18 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 @pytest.fixture(autouse=True)
 def fresh(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv(metrics.DIR_ENV, raising=False)
-    monkeypatch.setattr(metrics, "_owner", 0)
-    monkeypatch.setattr(metrics, "_lock", None)
+    workers.use(WorkerSettings())  # one process: no metrics directory
+    monkeypatch.setattr(publish, "_owner", 0)
+    monkeypatch.setattr(publish, "_lock", None)
     REGISTRY.reset()
     yield
     REGISTRY.reset()
+    workers.use(None)
+
+
+def use_dir(directory: Path) -> None:
+    """Act as one of several workers that publish to `directory` (what `serve` sets up)."""
+    workers.use(WorkerSettings(metrics_dir=directory, worker_count=2))
 
 
 def record(**kw: object) -> RequestRecord:
@@ -185,7 +193,7 @@ def _publish_as(directory: Path, pid: int, info: RuntimeInfo) -> None:
 def test_workers_aggregate_counters_always_and_gauges_only_while_alive(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(metrics.DIR_ENV, str(tmp_path))
+    use_dir(tmp_path)
     live, dead = os.getppid(), _dead_pid()
     # Worker "live": 3 OK requests, one stream still open, an open circuit, generation 4.
     for _ in range(3):
@@ -220,7 +228,7 @@ def test_workers_aggregate_counters_always_and_gauges_only_while_alive(
 def test_a_reused_pid_keeps_its_predecessors_counts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(metrics.DIR_ENV, str(tmp_path))
+    use_dir(tmp_path)
     telemetry.finish(record(alias="a", backend="b", status=500, total_ms=1.0))
     _publish_as(tmp_path, os.getpid(), RuntimeInfo(1, 0, 0))  # a dead predecessor's file
     telemetry.finish(record(alias="a", backend="b", status=500, total_ms=1.0))
@@ -230,7 +238,7 @@ def test_a_reused_pid_keeps_its_predecessors_counts(
 
 
 def test_unreadable_files_are_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(metrics.DIR_ENV, str(tmp_path))
+    use_dir(tmp_path)
     (tmp_path / "worker-1.json").write_text("{not json")
     (tmp_path / "notes.txt").write_text("hello")
     telemetry.finish(record(status=200, total_ms=1.0))
@@ -249,7 +257,7 @@ async def until(condition: Callable[[], bool], deadline: float = 5.0) -> None:
 async def test_publisher_writes_on_change_and_scrape_matches_render(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(metrics.DIR_ENV, str(tmp_path))
+    use_dir(tmp_path)
     path = tmp_path / f"worker-{os.getpid()}.json"
     info = RuntimeInfo(2, 1, 0, [("b", "m", "half_open")])
     task = asyncio.create_task(metrics.run_publisher(lambda: info, interval=0.01))
@@ -300,3 +308,23 @@ def test_prices_fill_in_cost_only_when_known() -> None:
         metrics.set_prices({})
     s = parse(metrics.render())
     assert value(s, "llm_proxy_cost_usd_total", alias="a", backend="azure") == pytest.approx(0.0035)
+
+
+def test_label_sets_from_client_text_are_bounded() -> None:
+    from proxy.observe.metrics import registry
+
+    for n in range(registry.MAX_SERIES + 500):
+        telemetry.attempt_started("up", f"up/rand-{n}")
+        telemetry.attempt_failed("up", f"up/rand-{n}", "5xx")
+    s = parse(metrics.render())
+    attempts = {k: v for k, v in s.items() if k[0] == "llm_proxy_upstream_attempts_total"}
+    assert len(attempts) == registry.MAX_SERIES + 1
+    assert sum(attempts.values()) == registry.MAX_SERIES + 500  # nothing is lost
+    other = value(s, "llm_proxy_upstream_attempts_total", backend="up", model=registry.OTHER)
+    assert other == 500
+    assert (
+        value(
+            s, "llm_proxy_upstream_failures_total", backend="up", model=registry.OTHER, kind="5xx"
+        )
+        == 500
+    )

@@ -1,4 +1,4 @@
-"""proxy.api._parse: the front door reads model/stream only and keeps every other field's bytes."""
+"""proxy.front.request.parse: reads model and stream only; other fields keep their bytes."""
 
 import json
 import re
@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from proxy import errors
-from proxy.api import _parse
+from proxy.front.request import forwardable
+from proxy.front.request import parse as _parse
 from proxy.providers.base import Endpoint
 
 
@@ -284,8 +285,12 @@ JSON = st.recursive(
 )
 
 
+# Model names never hold control characters (they travel in headers): see the next tests.
+MODEL_NAMES = st.text(st.characters(blacklist_categories=("Cc",)), max_size=20)
+
+
 @given(
-    model=st.text(max_size=20),
+    model=MODEL_NAMES,
     messages=st.lists(JSON, max_size=3),
     extra=st.dictionaries(st.text(max_size=10).filter(lambda k: k not in RESERVED), JSON),
     stream=st.none() | st.booleans(),
@@ -321,3 +326,59 @@ def test_fields_pass_through_unchanged(
         else:
             assert raw in body
             assert not re.match(rb"\s", raw) and not re.search(rb"\s\Z", raw)
+
+
+@pytest.mark.parametrize("model", ["up/a\r\nx-evil: 1", "gpt\x00", "tab\there", "del\x7f"])
+def test_model_with_control_characters_is_a_bad_request(model: str) -> None:
+    err = bad(chat(model=model))
+    assert err.param == "model"
+    assert "control characters" in err.message
+
+
+def test_overlong_model_name_is_a_bad_request() -> None:
+    err = bad(chat(model="m" * 257))
+    assert err.param == "model"
+    assert "at most 256" in err.message
+
+
+@given(st.text(max_size=40))
+def test_any_model_name_is_routable_text_or_a_bad_request(model: str) -> None:
+    try:
+        got = _parse(chat(model=model), "chat")[1]
+    except errors.BadRequest as err:
+        assert err.param == "model"
+        assert any(ord(c) < 32 or ord(c) == 127 for c in model)
+    else:
+        assert got == model
+
+
+# --- duplicate keys the gateway decides on ----------------------------------------------
+
+
+def test_duplicate_model_is_forwarded_as_the_authorised_value_only() -> None:
+    body = b'{"model": "expensive", "messages": [], "model": "ok"}'
+    fields, model, _, _ = _parse(body, "chat")
+    assert model == "ok"
+    sent = forwardable(body, fields)
+    assert json.loads(sent) == {"model": "ok", "messages": []}
+    assert sent.count(b'"model"') == 1
+
+
+def test_escaped_duplicate_key_is_re_encoded_too() -> None:
+    body = b'{"mod\\u0065l": "expensive", "messages": [], "model": "ok"}'
+    fields, model, _, _ = _parse(body, "chat")
+    assert model == "ok"
+    assert json.loads(forwardable(body, fields)) == {"model": "ok", "messages": []}
+
+
+def test_duplicate_stream_is_forwarded_as_read() -> None:
+    body = b'{"model": "m", "stream": false, "messages": [], "stream": true}'
+    fields, _, stream, _ = _parse(body, "chat")
+    assert stream is True
+    assert json.loads(forwardable(body, fields))["stream"] is True
+
+
+def test_ordinary_body_is_forwarded_as_sent() -> None:
+    body = b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": true}'
+    fields, *_ = _parse(body, "chat")
+    assert forwardable(body, fields) is body

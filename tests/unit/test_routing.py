@@ -1,5 +1,6 @@
 """proxy.routing: alias/glob lookup, `*` substitution, tiers, weighted order."""
 
+import fnmatch
 import random
 from collections import Counter
 from collections.abc import Sequence
@@ -270,3 +271,41 @@ def test_order_is_empty_when_nothing_is_usable() -> None:
     route = table().resolve("gpt-4o")
     assert route is not None
     assert order(route, random.Random(0), lambda k: False) == []
+
+
+# --- bounded labels, fixed targets, suggestions per key (issue 20 items 6 and 15) ------------
+
+
+@given(st.text(max_size=30))
+@settings(max_examples=100)
+def test_candidate_label_is_the_configured_model_never_the_client_text(rest: str) -> None:
+    route = _SHARED.resolve("v1.0/" + rest)  # target names no model: the alias pattern
+    assert route is not None
+    assert [c.label for tier in route.tiers for c in tier] == ["v1.0/*"]
+    half = _SHARED.resolve("half/" + rest)
+    assert half is not None
+    assert [c.label for tier in half.tiers for c in tier] == ["*"]
+
+
+def test_fixed_targets_are_the_exact_aliases_targets_only() -> None:
+    fixed = table().fixed_targets()
+    assert TargetKey("b", "ollama/special") in fixed
+    assert TargetKey("b", "gpt4o-prod") in fixed and TargetKey("a", "gpt-4o") in fixed
+    assert not any(k.backend == "off" for k in fixed)  # disabled
+    assert TargetKey("a", "catch-all") not in fixed  # from the `*` glob
+
+
+def test_suggestions_for_a_key_name_only_what_its_globs_allow() -> None:
+    t = table()
+    assert t.suggestions(allowed=("gpt-*",)) == ["gpt-4o", "gpt-4*", "gpt-*"]  # longest first
+    assert t.suggestions(allowed=("ollama/*",)) == ["ollama/special", "ollama/*"]
+    assert t.suggestions(allowed=("nothing-here",)) == []
+    assert t.suggestions(allowed=()) == []
+    assert t.suggestions(allowed=None) == t.suggestions()
+    assert t.suggestions(limit=1, allowed=("gpt-*",)) == ["gpt-4o"]
+
+
+@given(st.lists(st.sampled_from(["gpt-*", "ollama/*", "x-*", "*", "v1.0/x", "g?t-4o"]), max_size=3))
+def test_suggestions_never_name_a_model_the_key_may_not_use(globs: list[str]) -> None:
+    for name in _SHARED.suggestions(limit=50, allowed=globs):
+        assert any(fnmatch.fnmatchcase(name, g) for g in globs)

@@ -17,7 +17,7 @@ from proxy.routing import TargetKey
 from proxy.telemetry import RequestRecord, tracer
 
 if TYPE_CHECKING:
-    from proxy.forward import Exchange
+    from proxy.tracing import Requested
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -30,7 +30,7 @@ INCOMING = [
 
 
 class _Ex(NamedTuple):
-    """What `tracer.attempt` reads from a forward.Exchange."""
+    """What `tracer.attempt` reads of the client's request."""
 
     endpoint: str = "chat"
     stream: bool = True
@@ -38,7 +38,7 @@ class _Ex(NamedTuple):
     request_id: str = "req_1"
 
 
-EX = cast("Exchange", _Ex())
+EX = cast("Requested", _Ex())
 
 
 @pytest.fixture

@@ -11,21 +11,23 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from proxy.translate import (
-    ANTHROPIC_TO_OPENAI,
-    GEMINI_TO_OPENAI,
-    OPENAI_TO_ANTHROPIC,
     TranslationError,
     anthropic_gemini,
     anthropic_openai,
+    openai_anthropic,
+    openai_gemini,
+    pick,
+)
+from proxy.translate.common import (
+    ANTHROPIC_TO_OPENAI,
+    GEMINI_TO_OPENAI,
+    OPENAI_TO_ANTHROPIC,
     anthropic_stop,
     error_type,
     gemini_finish,
-    openai_anthropic,
     openai_finish,
-    openai_gemini,
     parse_arguments,
     parse_data_url,
-    pick,
     read_error,
 )
 from proxy.translate.gemini_schema import clean, parameters
@@ -112,11 +114,16 @@ def test_pick() -> None:
         (b"null", "upstream returned HTTP 418", None, None),
         (
             b'{"error":{"message":"Incorrect API key provided: sk-proj-abcdef123456"}}',
-            "Incorrect API key provided: sk-proj-***",
+            "Incorrect API key provided: [SECRET]",
             None,
             None,
         ),
-        (b'{"error":{"message":"bad key AIzaSyA-1234567890"}}', "bad key AIza***", None, None),
+        (
+            b'{"error":{"message":"bad key AIzaSyA-1234567890abcdefghijklmnopqrstu"}}',
+            "bad key [SECRET]",
+            None,
+            None,
+        ),
     ],
 )
 def test_read_error(body: bytes, message: str, kind: str | None, code: Any) -> None:
@@ -271,4 +278,13 @@ def test_translate_modules_are_pure(path: Path) -> None:
         if isinstance(node, ast.ImportFrom) and node.module
     }
     assert not imported & FORBIDDEN
-    assert imported <= {"collections", "typing", "logging", "re", "msgspec", "proxy", "schemas"}
+    assert imported <= {
+        "collections",
+        "typing",
+        "logging",
+        "re",
+        "hashlib",
+        "msgspec",
+        "proxy",
+        "schemas",
+    }

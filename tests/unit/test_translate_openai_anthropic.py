@@ -534,7 +534,7 @@ def test_response_without_tools_has_text_content() -> None:
         (
             401,
             b'{"error": "key sk-ant-api03-abcdefghijklmnop revoked"}',
-            ("key sk-ant-*** revoked", "authentication_error"),
+            ("key [SECRET] revoked", "authentication_error"),
         ),
     ],
 )

@@ -1,6 +1,8 @@
 """One transport per backend: a pooled aiohttp session, or the in-process mock.
 
-Both answer through the same small interface, so `forward.py` never asks which it has.
+Both answer through the same small interface, so the attempt loop never asks which it has.
+Every way an attempt can break here is raised as `errors.UpstreamFailure` (connect, timeout,
+reset, protocol).
 Sessions live as long as their backend's config is unchanged (reloads keep them), never
 decompress (bytes pass through as the upstream sent them), and bound every wait:
 `connect` by the connector, `first_byte` until response headers, `idle` between chunks.
@@ -12,16 +14,8 @@ from typing import Protocol
 import aiohttp
 
 from proxy.config import Backend, Timeouts
+from proxy.errors import UpstreamFailure
 from proxy.providers.base import UpstreamRequest
-
-
-class UpstreamError(Exception):
-    """An attempt failed before a usable response: connect error, reset, timeout."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind  # "connect" | "timeout" | "reset" | "protocol"
-        self.message = message
 
 
 class UpstreamResponse(Protocol):
@@ -62,13 +56,13 @@ class _HttpResponse:
         try:
             return await self._resp.content.readany()
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise UpstreamError(
+            raise UpstreamFailure(
                 "timeout", f"upstream sent nothing for idle={self._idle:g}s mid-response"
             ) from exc
         except aiohttp.ClientPayloadError as exc:
-            raise UpstreamError("reset", f"upstream stream broke: {exc}") from exc
+            raise UpstreamFailure("reset", f"upstream stream broke: {exc}") from exc
         except (aiohttp.ClientError, OSError) as exc:
-            raise UpstreamError("reset", f"upstream connection lost: {exc}") from exc
+            raise UpstreamFailure("reset", f"upstream connection lost: {exc}") from exc
 
     async def read(self, limit: int) -> bytes:
         length = self._resp.content_length
@@ -76,17 +70,17 @@ class _HttpResponse:
             try:
                 return await self._resp.read()
             except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-                raise UpstreamError(
+                raise UpstreamFailure(
                     "timeout", f"upstream sent nothing for idle={self._idle:g}s mid-body"
                 ) from exc
             except (aiohttp.ClientError, OSError) as exc:
-                raise UpstreamError("reset", f"upstream body broke off: {exc}") from exc
+                raise UpstreamFailure("reset", f"upstream body broke off: {exc}") from exc
         chunks: list[bytes] = []
         size = 0
         while chunk := await self.read_chunk():
             size += len(chunk)
             if size > limit:
-                raise UpstreamError("protocol", f"upstream response larger than {limit} bytes")
+                raise UpstreamFailure("protocol", f"upstream response larger than {limit} bytes")
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -124,17 +118,17 @@ class HttpTransport:
                 request.method, request.url, data=request.body, headers=request.headers
             )
         except aiohttp.ConnectionTimeoutError as exc:
-            raise UpstreamError(
+            raise UpstreamFailure(
                 "timeout", f"upstream connect timed out after connect={t.connect:g}s"
             ) from exc
         except aiohttp.ServerTimeoutError as exc:
-            raise UpstreamError(
+            raise UpstreamFailure(
                 "timeout", f"upstream sent no response headers within first_byte={t.first_byte:g}s"
             ) from exc
         except aiohttp.ClientConnectorError as exc:
-            raise UpstreamError("connect", f"cannot connect to upstream: {exc.strerror}") from exc
+            raise UpstreamFailure("connect", f"cannot connect to upstream: {exc.strerror}") from exc
         except (aiohttp.ClientError, OSError) as exc:
-            raise UpstreamError("reset", f"upstream connection failed: {exc}") from exc
+            raise UpstreamFailure("reset", f"upstream connection failed: {exc}") from exc
         # A stream's gaps between chunks are bounded by `idle`, not `first_byte`. Only for
         # streams: changing the read timeout of a connection whose whole body is already
         # buffered halves aiohttp's throughput (measured: 6.3k -> 3.2k req/s); a plain body's

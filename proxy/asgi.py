@@ -1,13 +1,14 @@
-"""Raw ASGI plumbing for the hot path: read the body, send a response, watch for disconnect.
+"""Raw ASGI plumbing for the hot path: request headers and ids, the body, disconnects.
 
 The `/v1/*` handlers speak ASGI directly (no request/response objects per call): this module
-holds the few primitives they share. Header names are lower-case bytes, as ASGI gives them.
+holds the few request-side primitives they share; everything sent back goes through
+`proxy.core.exchange`. Header names are lower-case bytes, as ASGI gives them.
 """
 
 import asyncio
 import itertools
 import os
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 from proxy import errors
@@ -35,6 +36,8 @@ _NOT_FORWARDED = frozenset(
         b"upgrade",
         b"content-length",
         b"content-type",
+        b"content-encoding",  # the body is forwarded decoded (or refused)
+        b"expect",  # 100-continue is between the client and us; upstreams would wait for it
         b"accept-encoding",  # upstream answers identity: usage must stay readable
         b"accept",
         b"authorization",
@@ -74,15 +77,17 @@ def new_request_id() -> str:
     return f"{_ID_PREFIX}{next(_ids):010x}"
 
 
-def forwarded_headers(scope: Scope, anthropic: bool, request_id: str) -> list[tuple[str, str]]:
+def forwarded_headers(
+    headers: Sequence[tuple[bytes, bytes]], anthropic: bool, request_id: str
+) -> list[tuple[str, str]]:
     """The client's headers that travel upstream (decoded), minus credentials and hop-by-hop,
     plus the request id."""
     out: list[tuple[str, str]] = [("x-request-id", request_id)]
     nominated: set[bytes] = set()
-    for k, v in scope["headers"]:
+    for k, v in headers:
         if k == b"connection":  # RFC 9110 7.6.1: headers it names are hop-by-hop too
             nominated.update(t.strip().lower() for t in v.split(b","))
-    for k, v in scope["headers"]:
+    for k, v in headers:
         if k in _NOT_FORWARDED or k in nominated or (not anthropic and k in _ANTHROPIC_ONLY):
             continue
         if k.startswith(b"x-proxy-") or k.startswith(b"sec-"):
@@ -110,7 +115,7 @@ async def read_body(headers: dict[bytes, bytes], receive: Receive, limit: int) -
     while message.get("more_body", False):
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise ClientGone()
+            raise errors.ClientClosed("client disconnected while sending the body")
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
@@ -123,30 +128,6 @@ def _too_large(limit: int) -> errors.PayloadTooLarge:
     return errors.PayloadTooLarge(
         f"request body exceeds {limit} bytes (settings.max_body): send a smaller request"
     )
-
-
-class ClientGone(Exception):
-    """The client disconnected before the gateway answered."""
-
-
-async def respond(send: Send, status: int, headers: RawHeaders, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
-
-
-async def respond_error(
-    send: Send,
-    err: errors.ProxyError,
-    wire: errors.Wire,
-    request_id: str,
-    extra: Iterable[tuple[bytes, bytes]] = (),
-) -> None:
-    status, headers, body = errors.render(err, wire, request_id)
-    headers.append((b"x-request-id", request_id.encode()))
-    if wire == "anthropic":
-        headers.append((b"request-id", request_id.encode()))
-    headers.extend(extra)
-    await respond(send, status, headers, body)
 
 
 class Watchdog:

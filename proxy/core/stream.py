@@ -1,0 +1,373 @@
+"""The stream core, sans-IO in the style of h11: fed upstream bytes, it says what to do.
+
+`Stream.feed(chunk)` and `Stream.eof()` return actions: `Commit(data)` (the stream commits:
+send `data` first, no more failover), `Data(data)` (send it), `End(data)` (send it and end:
+the stream is complete), or an `UpstreamFailure` (before commit: fail over; after commit: end
+the stream with an error event, unless `reported`, when the upstream's own error frame has
+just gone out in a `Data`). It never touches a socket or a clock.
+
+The rules it keeps:
+- **Commit.** Until the first event with content, a tool call or a finish, nothing is sent:
+  the preamble (role-only chunk, `message_start`, empty deltas) is held, so a target that fails
+  before its first token is replaced invisibly.
+- **Pass-through.** After commit, same-protocol bytes go out as they arrived, whole frames
+  only (an error frame appended after a failure never lands inside a half-sent one), and
+  without decoding, except the usage-only frame the gateway asked for on the client's behalf
+  (read, and dropped unless the client asked for it) and frames that carry an error (their
+  credentials masked).
+- **Complete or not.** A stream is complete only when its protocol's end marker arrived
+  (`[DONE]`, `message_stop`, or the translator's finish) with nothing left over; any cut
+  before that is `truncated`, never an `End`.
+- **Bounded.** Held preamble, an unfinished frame and an unfinished line are each capped
+  (`max_frame`): an upstream that never ends a frame fails instead of growing memory.
+"""
+
+from typing import Any, Literal, NamedTuple
+
+import msgspec
+
+from proxy import redact, sse
+from proxy.errors import UpstreamFailure, Wire
+from proxy.translate import StreamTranslator
+from proxy.usage import AnthropicUsage, Usage, anthropic_usage, from_openai_dict
+
+MAX_FRAME = 16 * 2**20  # bytes of one unfinished frame, or of the held preamble
+
+
+class Commit(NamedTuple):
+    data: bytes  # what goes out first
+
+
+class Data(NamedTuple):
+    data: bytes
+
+
+class End(NamedTuple):
+    data: bytes  # the last bytes; the stream is complete
+
+
+Action = Commit | Data | End | UpstreamFailure
+Verdict = Literal["hold", "commit", "error"]
+
+
+# msgspec reads `Raw | None` as "null only": containers of Raw skip decoding and accept any.
+class _Delta(msgspec.Struct):
+    content: str | None = None
+    tool_calls: list[msgspec.Raw] | None = None
+    function_call: dict[str, msgspec.Raw] | None = None
+    refusal: str | None = None
+    reasoning_content: str | None = None
+
+
+class _Choice(msgspec.Struct):
+    delta: _Delta | None = None
+    finish_reason: str | None = None
+    text: str | None = None
+
+
+class _Chunk(msgspec.Struct):
+    choices: list[_Choice] | None = None
+    error: dict[str, msgspec.Raw] | str | None = None
+    usage: dict[str, Any] | None = None
+
+
+class _AnthropicBlock(msgspec.Struct):
+    type: str = ""
+    text: str | None = None
+
+
+class _AnthropicMessage(msgspec.Struct):
+    usage: AnthropicUsage | None = None
+
+
+class _AnthropicEvent(msgspec.Struct):
+    type: str = ""
+    content_block: _AnthropicBlock | None = None
+    error: dict[str, msgspec.Raw] | None = None
+    message: _AnthropicMessage | None = None
+    usage: AnthropicUsage | None = None
+
+
+_chunk = msgspec.json.Decoder(_Chunk)
+_anthropic_event = msgspec.json.Decoder(_AnthropicEvent)
+_error_body = msgspec.json.Decoder(dict[str, Any])
+
+
+def verdict(wire: Wire, event: sse.Event) -> Verdict:
+    """Does this client-protocol event commit the stream, fail it, or belong to the preamble?"""
+    if wire == "anthropic":
+        try:
+            ev = _anthropic_event.decode(event.data)
+        except msgspec.DecodeError:
+            return "error"
+        kind = ev.type or event.event
+        if kind in ("message_start", "ping"):
+            return "hold"
+        if kind == "error":
+            return "error"
+        if kind == "content_block_start":
+            block = ev.content_block
+            text_start = block is not None and block.type == "text" and not block.text
+            return "hold" if text_start else "commit"
+        return "commit"
+    if event.data.startswith("[DONE]"):
+        return "commit"
+    try:
+        chunk = _chunk.decode(event.data)
+    except msgspec.DecodeError:
+        return "error"
+    if chunk.error is not None:
+        return "error"
+    if not chunk.choices:
+        return "commit" if chunk.usage else "hold"
+    for c in chunk.choices:
+        d = c.delta
+        if c.finish_reason or c.text:
+            return "commit"
+        if d is not None and (
+            d.content or d.tool_calls or d.function_call or d.refusal or d.reasoning_content
+        ):
+            return "commit"
+    return "hold"
+
+
+def error_message(data: str) -> str:
+    """The message of an upstream error event, credentials masked."""
+    try:
+        body = _error_body.decode(data)
+    except msgspec.DecodeError:
+        return "upstream sent malformed stream data"
+    err = body.get("error")
+    if isinstance(err, dict) and isinstance(err.get("message"), str):
+        # Upstreams quote keys ("Incorrect API key provided: sk-..."): never pass them on.
+        return "upstream stream error: " + redact.scrub(str(err["message"])[:300])
+    return "upstream stream error"
+
+
+def _first_error(events: list[sse.Event]) -> str | None:
+    for e in events:
+        if e.event == "error" or e.data.startswith('{"error"'):
+            return error_message(e.data)
+    return None
+
+
+def _encode(events: list[sse.Event]) -> bytes:
+    return b"".join(sse.encode(e.data, e.event) for e in events)
+
+
+def _truncated() -> UpstreamFailure:
+    return UpstreamFailure("truncated", "upstream stream ended before it was complete")
+
+
+class Stream:
+    """One upstream stream, relayed to a client speaking `front`.
+
+    `translator` is None when the upstream speaks the client's protocol (pass-through).
+    `usage` holds the latest (input, output) tokens the stream reported.
+    """
+
+    def __init__(
+        self,
+        front: Wire,
+        translator: StreamTranslator | None,
+        include_usage: bool,
+        max_frame: int = MAX_FRAME,
+    ) -> None:
+        self.front = front
+        self.committed = False
+        self.done = False  # ended or failed: nothing more to do
+        self.usage: Usage | None = None
+        self._tr = translator
+        self._include_usage = include_usage
+        self._max = max_frame
+        self._decoder = sse.Decoder(max_frame)
+        self._held: list[bytes] = []  # pass-through: upstream bytes before commit
+        self._held_events: list[sse.Event] = []  # translated: client events before commit
+        self._held_size = 0
+        self._pending = bytearray()  # pass-through after commit: bytes of an unfinished frame
+        self._searched = 0  # how much of `_pending` holds no frame end
+        self._tail = b""  # the end of what was last sent (for the end-marker check)
+        if front == "anthropic":
+            self._end_marker, self._error_mark = b"message_stop", b"event: error"
+        else:
+            self._end_marker, self._error_mark = b"[DONE]", b'{"error"'
+
+    # -- the interface -------------------------------------------------------------------
+
+    def feed(self, chunk: bytes) -> list[Action]:
+        """What to do with the next bytes of the upstream stream."""
+        if self.done or not chunk:
+            return []
+        try:
+            if not self.committed:
+                return self._precommit(chunk)
+            if self._tr is None:
+                return self._passthrough(chunk)
+            return self._translated(chunk)
+        except sse.LineTooLong as exc:
+            return self._fail(UpstreamFailure("protocol", f"upstream stream: {exc}"))
+
+    def eof(self) -> list[Action]:
+        """The upstream stream ended."""
+        if self.done:
+            return []
+        self.done = True
+        tr = self._tr
+        if not self.committed:
+            if tr is not None and tr.finish is not None:
+                held = [*self._held_events, *tr.close()]
+                if any(verdict(self.front, e) == "commit" for e in held):
+                    self.committed = True
+                    self._take_usage()
+                    return [Commit(_encode(held)), End(b"")]
+            return [UpstreamFailure("protocol", "upstream stream ended before any content")]
+        if tr is None:
+            if self._pending.strip() or self._end_marker not in self._tail:
+                return [_truncated()]
+            return [End(b"")]
+        self._take_usage()
+        if tr.finish is None:
+            return [_truncated()]
+        return [End(_encode(tr.close()))]
+
+    # -- before commit -------------------------------------------------------------------
+
+    def _precommit(self, chunk: bytes) -> list[Action]:
+        self._held_size += len(chunk)
+        if self._held_size > self._max:
+            return self._fail(
+                UpstreamFailure(
+                    "protocol", f"upstream sent over {self._max} bytes without any content"
+                )
+            )
+        events = self._decoder.feed(chunk)
+        if self._tr is None:
+            self._held.append(chunk)
+            for event in events:
+                if self.front == "anthropic":
+                    self._anthropic_usage(event)
+                v = verdict(self.front, event)
+                if v == "error":
+                    return self._fail(UpstreamFailure("stream_error", error_message(event.data)))
+                if v == "commit":
+                    self.committed = True
+                    held, self._held = b"".join(self._held), []
+                    out = self._passthrough(held)
+                    first = out[0].data if out and isinstance(out[0], Data) else b""
+                    return [Commit(first), *out[1:]]
+            return []
+        committed = False
+        for event in events:
+            for out_event in self._tr.feed(event):
+                if not committed:
+                    v = verdict(self.front, out_event)
+                    if v == "error":
+                        return self._fail(
+                            UpstreamFailure("stream_error", error_message(out_event.data))
+                        )
+                    committed = v == "commit"
+                self._held_events.append(out_event)
+        if not committed:
+            return []
+        self.committed = True
+        held_events, self._held_events = self._held_events, []
+        actions: list[Action] = [Commit(_encode(held_events))]
+        error = _first_error(held_events)
+        if error is not None:
+            actions.append(self._fail(UpstreamFailure("stream_error", error, reported=True))[0])
+        return actions
+
+    # -- after commit ----------------------------------------------------------------------
+
+    def _passthrough(self, chunk: bytes) -> list[Action]:
+        pending = self._pending
+        pending += chunk
+        cut = sse.frame_end(pending, self._searched)
+        if not cut:
+            self._searched = max(0, len(pending) - 3)  # a terminator may straddle chunks
+            if len(pending) > self._max:
+                return self._fail(
+                    UpstreamFailure(
+                        "protocol", f"upstream sent an SSE frame over {self._max} bytes"
+                    )
+                )
+            return []
+        region = bytes(pending[:cut])
+        del pending[:cut]
+        self._searched = 0
+        if self.front == "anthropic":
+            if b"message_delta" in region:
+                for event in sse.Decoder().feed(region):
+                    self._anthropic_usage(event)
+        elif b'"choices":[]' in region or b'"choices": []' in region:
+            region = self._usage_frames(region)
+        if not region:
+            return []
+        failure = None
+        if self._error_mark in region:
+            region = redact.scrub_body(region)
+            failure = self._error_in(region)
+        self._tail = region[-48:]
+        if failure is not None:
+            return [Data(region), *self._fail(failure)]
+        return [Data(region)]
+
+    def _translated(self, chunk: bytes) -> list[Action]:
+        assert self._tr is not None
+        out = [e for ev in self._decoder.feed(chunk) for e in self._tr.feed(ev)]
+        if not out:
+            return []
+        actions: list[Action] = [Data(_encode(out))]
+        error = _first_error(out)
+        if error is not None:
+            actions.extend(self._fail(UpstreamFailure("stream_error", error, reported=True)))
+        return actions
+
+    def _error_in(self, region: bytes) -> UpstreamFailure | None:
+        """The upstream reported an error in-band (and it goes out as is): the stream is over."""
+        for event in sse.Decoder().feed(region):
+            if verdict(self.front, event) == "error":
+                return UpstreamFailure("stream_error", error_message(event.data), reported=True)
+        return None
+
+    def _usage_frames(self, region: bytes) -> bytes:
+        """Read usage from the usage-only frame; drop it unless the client asked for it."""
+        kept: list[bytes] = []
+        for frame in region.split(b"\n\n"):
+            if b'"choices":[]' in frame or b'"choices": []' in frame:
+                data = frame.partition(b"data:")[2].strip()
+                try:
+                    chunk = _chunk.decode(data)
+                except msgspec.DecodeError:
+                    kept.append(frame)
+                    continue
+                if chunk.usage:
+                    self.usage = from_openai_dict(chunk.usage)
+                    if not self._include_usage:
+                        continue
+            kept.append(frame)
+        return b"\n\n".join(kept)
+
+    def _anthropic_usage(self, event: sse.Event) -> None:
+        """message_start carries input tokens, message_delta the cumulative output."""
+        if event.event not in ("message_start", "message_delta"):
+            return
+        try:
+            ev = _anthropic_event.decode(event.data)
+        except msgspec.DecodeError:
+            return
+        found = ev.message.usage if ev.message is not None else ev.usage
+        if found is None:
+            return
+        inp, out = anthropic_usage(found)
+        if event.event == "message_delta" and self.usage is not None and not inp:
+            inp = self.usage[0]  # message_delta may repeat only output_tokens
+        self.usage = (inp, out)
+
+    def _take_usage(self) -> None:
+        if self._tr is not None and self._tr.usage is not None:
+            self.usage = self._tr.usage
+
+    def _fail(self, failure: UpstreamFailure) -> list[Action]:
+        self.done = True
+        return [failure]

@@ -1,0 +1,170 @@
+"""The `/v1/*` front doors (OpenAI chat, completions, embeddings; Anthropic messages and
+count_tokens): raw body → caller → route → `core.forward`.
+
+These are plain ASGI callables (the hot path pays for no request/response objects). The body
+is decoded only at its top level (`front.request`); every other field stays the client's
+bytes. Every outcome, errors included, reaches the client through the request's
+`Exchange`, in the front door's protocol; the request is reported once, in `finally`, however
+it ended (cancelled by the client or the server included).
+"""
+
+import asyncio
+import logging
+import math
+import time
+
+from proxy import accesslog, asgi, auth, errors, telemetry
+from proxy.config import ClientKey
+from proxy.core import forward
+from proxy.core.exchange import Exchange
+from proxy.core.rewrite import ClientRequest
+from proxy.errors import Wire
+from proxy.front.request import forwardable, parse
+from proxy.providers.base import Endpoint
+from proxy.record import RequestRecord
+from proxy.reload import Runtime
+from proxy.tracing import tracer
+
+log = logging.getLogger("llm_proxy.api")
+
+
+class Api:
+    """The `/v1/*` handlers, bound to this worker's runtime (set in the app's lifespan)."""
+
+    def __init__(self) -> None:
+        self.runtime: Runtime | None = None
+
+    async def chat(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
+        await self._handle(scope, receive, send, "chat", "openai")
+
+    async def completions(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
+        await self._handle(scope, receive, send, "completions", "openai")
+
+    async def embeddings(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
+        await self._handle(scope, receive, send, "embeddings", "openai")
+
+    async def messages(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
+        await self._handle(scope, receive, send, "messages", "anthropic")
+
+    async def count_tokens(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
+        await self._handle(scope, receive, send, "count_tokens", "anthropic")
+
+    async def _handle(
+        self,
+        scope: asgi.Scope,
+        receive: asgi.Receive,
+        send: asgi.Send,
+        endpoint: Endpoint,
+        front: Wire,
+    ) -> None:
+        t0 = time.perf_counter()
+        headers = asgi.headers_of(scope)
+        rid = headers.get(b"x-request-id")
+        request_id = rid.decode("latin-1")[:128] if rid else asgi.new_request_id()
+        rec = RequestRecord(request_id, endpoint, front, False, time.time())
+        ex = Exchange(send, front, request_id, rec)
+        if scope["method"] != "POST":
+            err = errors.MethodNotAllowed(f"{scope['path']} takes POST")
+            await ex.fail(err, [(b"allow", b"POST")])
+            return
+        runtime = self.runtime
+        assert runtime is not None, "lifespan did not run"
+        snapshot = runtime.snapshot
+        with tracer.request("POST", scope["path"], scope["headers"], request_id=request_id) as span:
+            try:
+                await self._serve(scope, receive, ex, endpoint, headers, runtime, t0)
+            finally:
+                rec.total_ms = (time.perf_counter() - t0) * 1000.0
+                telemetry.finish(rec, snapshot.settings.log_prompts, span)
+
+    async def _serve(
+        self,
+        scope: asgi.Scope,
+        receive: asgi.Receive,
+        ex: Exchange,
+        endpoint: Endpoint,
+        headers: dict[bytes, bytes],
+        runtime: Runtime,
+        t0: float,
+    ) -> None:
+        snapshot = runtime.snapshot  # this request's table, whatever reloads happen meanwhile
+        settings = snapshot.settings
+        rec = ex.record
+        watchdog: asgi.Watchdog | None = None
+        caller = auth.ANONYMOUS
+        counted = False
+        try:
+            caller = snapshot.keyring.identify(
+                headers.get(b"authorization"), headers.get(b"x-api-key")
+            )
+            rec.key_name = caller.name
+            body = await asgi.read_body(headers, receive, settings.max_body)
+            fields, model, stream, include_usage = parse(body, endpoint)
+            rec.stream = stream
+            telemetry.request_started(stream)
+            counted = True
+            auth.check_model(caller, model)
+            route = snapshot.table.resolve(model)
+            if route is None:
+                known = ", ".join(snapshot.table.suggestions()) or "none configured"
+                raise errors.UnknownModel(
+                    f"model '{model}' is not routed here; known: {known}", param="model"
+                )
+            if caller.rpm is not None or caller.tpm is not None:
+                _admit(runtime, caller)
+            rec.alias = route.alias
+            if settings.log_prompts != "none":
+                rec.prompt = accesslog.prompt_text(fields)
+            req = ClientRequest(
+                endpoint, ex.front, forwardable(body, fields), fields, model, stream,
+                include_usage, ex.request_id, scope["headers"],
+            )  # fmt: skip
+            watchdog = asgi.Watchdog(
+                receive, settings.timeouts.total, settings.on_disconnect == "drain"
+            )
+            await forward.run(forward.Call(req, ex, runtime, snapshot, t0), route)
+        except errors.ProxyError as err:
+            await ex.fail(err, _attempts_header(rec))
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if watchdog is None or task is None or not (watchdog.gone or watchdog.expired):
+                raise
+            task.uncancel()  # our own cancel: the client left, or the deadline passed
+            if watchdog.gone:
+                rec.error_type = "client_disconnected"
+            else:
+                total = settings.timeouts.total
+                expired = errors.GatewayTimeout(
+                    f"request exceeded timeouts.total={total:g}s; the upstream took too long"
+                )
+                await ex.fail(expired, _attempts_header(rec))
+        except Exception:
+            log.exception("unexpected error in request %s", ex.request_id)
+            internal = errors.Internal(
+                f"internal error in the gateway; quote request id {ex.request_id} when reporting it"
+            )
+            await ex.fail(internal, _attempts_header(rec))
+        finally:
+            if watchdog is not None:
+                watchdog.close()
+            if counted:
+                telemetry.request_ended(rec.stream)
+            if caller.tpm is not None and rec.tokens_in is not None:
+                used = rec.tokens_in + (rec.tokens_out or 0)
+                runtime.limiter.charge(caller.name, used, caller.tpm, time.monotonic())
+
+
+def _attempts_header(rec: RequestRecord) -> list[tuple[bytes, bytes]]:
+    """Once a request was routed, its errors say how many upstream attempts it made."""
+    return [(b"x-proxy-attempts", str(rec.attempts).encode())] if rec.alias is not None else []
+
+
+def _admit(runtime: Runtime, caller: ClientKey) -> None:
+    verdict = runtime.limiter.admit(caller.name, caller.rpm, caller.tpm, time.monotonic())
+    if not verdict.allowed:
+        wait = max(1, math.ceil(verdict.retry_after))
+        raise errors.RateLimited(
+            f"key '{caller.name}' is over its rate limit ({verdict.reason} per minute); "
+            f"retry after {wait}s",
+            headers=(("retry-after", str(wait)), ("x-should-retry", "true")),
+        )
