@@ -1,6 +1,7 @@
 """A whole Responses API response object → the event stream that would have produced it, for
-backends configured `stream: false` (the gateway synthesizes SSE), and the usage of a
-passed-through Responses stream.
+backends configured `stream: false` (the gateway synthesizes SSE); and what the stream core
+needs to read a Responses stream (translated or passed through): `verdict` (preamble, commit
+or error), `failure_message`, `stream_usage`.
 
 Pure. Invariant: `replay` emits exactly the events a live translated stream emits for the
 same output (created, in_progress; per item added / part added / one delta / done events;
@@ -8,7 +9,7 @@ one terminal event matching the status), numbered from 0, so a client cannot tel
 apart; every text arrives as one delta.
 """
 
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from msgspec import Struct
@@ -112,3 +113,76 @@ def stream_usage(event: Event) -> tuple[int, int] | None:
     except msgspec.DecodeError:
         return None
     return None if usage is None else (usage.input_tokens, usage.output_tokens)
+
+
+class _Typed(Struct):
+    type: str = ""
+
+
+class _Detail(Struct):
+    message: str = ""
+
+
+class _Failed(Struct):
+    error: _Detail | None = None
+
+
+class _ErrorEvent(Struct):
+    message: str = ""
+    error: _Detail | None = None
+    response: _Failed | None = None
+
+
+_typed = msgspec.json.Decoder(_Typed)
+_error_event = msgspec.json.Decoder(_ErrorEvent)
+
+# What a Responses stream opens with before any content: held back so a target that fails
+# before its first token is replaced invisibly (the stream core's commit rule).
+PREAMBLE = frozenset(
+    {
+        "response.created",
+        "response.queued",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+    }
+)
+FAILURE = frozenset({"error", "response.failed"})
+COMPLETE = frozenset({"response.completed", "response.incomplete"})  # a stream's end markers
+
+
+def kind(event: Event) -> str:
+    """The event's type: its `event:` line, else the `type` in its data."""
+    if event.event:
+        return event.event
+    try:
+        return _typed.decode(event.data).type
+    except msgspec.DecodeError:
+        return ""
+
+
+def verdict(event: Event) -> Literal["hold", "commit", "error"]:
+    """Does this Responses event commit the stream, fail it, or belong to the preamble?"""
+    if event.data.startswith("[DONE]"):  # some servers end Responses streams the chat way
+        return "commit"
+    name = kind(event)
+    if name in PREAMBLE:
+        return "hold"
+    if name in FAILURE or not name:  # no type at all: not a Responses event
+        return "error"
+    return "commit"
+
+
+def failure_message(event: Event) -> str:
+    """The message of an `error` or `response.failed` event (unmasked: the caller scrubs)."""
+    try:
+        ev = _error_event.decode(event.data)
+    except msgspec.DecodeError:
+        return "upstream sent malformed stream data"
+    failed = ev.response.error if ev.response is not None else None
+    return (
+        ev.message
+        or (ev.error.message if ev.error is not None else "")
+        or (failed.message if failed is not None else "")
+        or "upstream stream failed"
+    )

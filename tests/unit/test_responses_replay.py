@@ -13,7 +13,14 @@ from proxy.providers.azure import AzureAdapter
 from proxy.providers.base import Unsupported
 from proxy.providers.openai import OpenAIAdapter
 from proxy.sse import Decoder, Event
-from proxy.translate.responses_replay import events, replay, stream_usage
+from proxy.translate.responses_replay import (
+    events,
+    failure_message,
+    kind,
+    replay,
+    stream_usage,
+    verdict,
+)
 from schemas import responses as rs
 from tests.unit.responses_support import check_responses, responses_final, terminal
 from tests.unit.test_translate_responses_stream import UPSTREAMS, _run, chat_streams, golden
@@ -69,3 +76,33 @@ def test_openai_adapter_builds_responses_and_azure_refuses() -> None:
     azure = Backend(name="a", type="azure", base_url="https://r.openai.azure.com")
     with pytest.raises(Unsupported):
         AzureAdapter(azure).build("responses", b"{}", "dep", False)
+
+
+@pytest.mark.parametrize("name", UPSTREAMS)
+def test_verdict_holds_the_preamble_and_commits_on_content(name: str) -> None:
+    out = golden(name)
+    verdicts = [verdict(e) for e in out]
+    first = next(i for i, v in enumerate(verdicts) if v != "hold")
+    assert {kind(e) for e in out[:first]} <= {
+        "response.created", "response.in_progress", "response.output_item.added",
+        "response.content_part.added",
+    }  # fmt: skip
+    assert kind(out[first]).endswith((".delta", ".done", "response.failed"))
+    failed = [kind(e) for e, v in zip(out, verdicts, strict=True) if v == "error"]
+    assert failed == (["response.failed", "error"] if "error" in name else [])
+
+
+def test_verdict_reads_the_type_without_an_event_line() -> None:
+    assert verdict(Event('{"type":"response.created","sequence_number":0}')) == "hold"
+    assert verdict(Event('{"type":"response.output_text.delta"}')) == "commit"
+    assert verdict(Event("[DONE]")) == "commit"
+    assert verdict(Event("{not json")) == "error"
+    assert verdict(Event('{"no_type": 1}')) == "error"
+
+
+def test_failure_message_of_either_failure_event() -> None:
+    failed, error = golden("openai_error")[-2:]
+    assert failure_message(failed) == failure_message(error) != ""
+    nested = Event('{"type":"error","error":{"type":"server_error","message":"boom"}}', "error")
+    assert failure_message(nested) == "boom"
+    assert failure_message(Event("{x", "error")) == "upstream sent malformed stream data"
