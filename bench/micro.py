@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from proxy.front.api import Api
-from proxy.reload import Runtime, read_config
+from proxy.runtime import Runtime, read_config
 
 BODY = b'{"model":"bench","messages":[{"role":"user","content":"hi"}]}'
 ANSWER = (

@@ -1,4 +1,4 @@
-"""Command line: `llm-proxy serve` (granian) and `llm-proxy check PATH`."""
+"""Command line: `llm-proxy serve` (granian), `llm-proxy check PATH`, `llm-proxy usage`."""
 
 import argparse
 import errno
@@ -30,6 +30,38 @@ def _check(path: str) -> int:
     for warning in config.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{path}: ok ({len(config.models)} models, {len(config.backends)} backends)")
+    return 0
+
+
+def _usage(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from proxy.state import report
+    from proxy.state.connect import read_usage, state_dir
+    from proxy.state.store import StateUnavailable
+
+    try:
+        config = read_config(Path(args.config), dict(os.environ))
+    except ConfigError as err:
+        for problem in err.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    params = {"key": args.key, "model": args.model, "from": args.since, "to": args.until,
+              "group": args.group, "format": args.format}  # fmt: skip
+    try:
+        query = report.parse_query({k: v for k, v in params.items() if v}, "table")
+        directory = state_dir(os.environ, Path.home())
+        rows = asyncio.run(read_usage(config.settings, directory, query.where))
+    except ValueError as err:
+        print(f"llm-proxy usage: {err}", file=sys.stderr)
+        return 2
+    except StateUnavailable as err:
+        print(f"llm-proxy usage: cannot read the state store: {err}", file=sys.stderr)
+        return 1
+    if query.format == "table":
+        print(report.table(rows, query.group), end="")
+    else:
+        sys.stdout.write(report.render(rows, query)[1].decode())
     return 0
 
 
@@ -160,9 +192,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     check = sub.add_parser("check", help="validate a routes.yaml")
     check.add_argument("path")
+    usage = sub.add_parser("usage", help="print the usage ledger (the same as /admin/usage)")
+    usage.add_argument("--config", default=os.environ.get("LLM_PROXY_CONFIG", "routes.yaml"))
+    usage.add_argument("--key", help="one key's name")
+    usage.add_argument("--model", help="one model alias")
+    usage.add_argument("--from", dest="since", help="first day, YYYY-MM-DD (UTC)")
+    usage.add_argument("--to", dest="until", help="last day, YYYY-MM-DD (UTC)")
+    usage.add_argument("--group", choices=("day", "key", "model", "none"), default="none")
+    usage.add_argument("--format", choices=("table", "json", "csv"), default="table")
     args = parser.parse_args(argv)
     if args.command == "check":
         return _check(args.path)
+    if args.command == "usage":
+        return _usage(args)
     return _serve(args)
 
 

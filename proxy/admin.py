@@ -12,12 +12,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
 
-from proxy import addresses, auth, errors, metrics, redact
-from proxy.config import Backend, Config
-from proxy.reload import Runtime, Snapshot
+from proxy import addresses, auth, errors, redact
+from proxy.config import Backend, Config, Secret
+from proxy.observe import metrics
+from proxy.runtime import Runtime, Snapshot
+from proxy.state.store import StateUnavailable
 
 
 def runtime_of(state: State) -> Runtime:
@@ -38,11 +41,16 @@ def _check_admin(request: Request[Any, Any, Any], snapshot: Snapshot) -> None:
                 "admin endpoints answer only loopback clients when settings.admin_key is not set"
             )
         return
+    if not _bearer_is(request, admin_key):
+        raise errors.Unauthorized("admin endpoints need 'Authorization: Bearer <admin_key>'")
+
+
+def _bearer_is(request: Request[Any, Any, Any], secret: Secret) -> bool:
+    """The request's `Authorization: Bearer` is `secret` (compared as digests)."""
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     given = hashlib.sha256(value.strip().encode()).digest()
-    wanted = hashlib.sha256(admin_key.reveal().encode()).digest()
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given, wanted):
-        raise errors.Unauthorized("admin endpoints need 'Authorization: Bearer <admin_key>'")
+    wanted = hashlib.sha256(secret.reveal().encode()).digest()
+    return scheme.lower() == "bearer" and hmac.compare_digest(given, wanted)
 
 
 def _caller(request: Request[Any, Any, Any], snapshot: Snapshot) -> Any:
@@ -119,7 +127,7 @@ def get_model(model_id: str, request: Request[Any, Any, Any], state: State) -> d
     caller = _caller(request, snapshot)
     alias = model_id.lstrip("/")
     if alias not in snapshot.table.aliases or not auth.allowed(caller, alias):
-        known = ", ".join(snapshot.table.suggestions()) or "none configured"
+        known = ", ".join(snapshot.table.suggestions(allowed=caller.models)) or "none"
         raise errors.UnknownModel(
             f"model '{alias}' is not routed here; known: {known}", param="model"
         )
@@ -167,6 +175,10 @@ def config_view(config: Config) -> dict[str, Any]:
             "admin_key": None if s.admin_key is None else "***",
             "keepalive": s.keepalive,
             "on_disconnect": s.on_disconnect,
+            "state": redact.mask_userinfo(s.state),  # a Redis URL may hold a password
+            "state_failure": s.state_failure,
+            "state_timeout": s.state_timeout,
+            "metrics_key": None if s.metrics_key is None else "***",
         },
         "backends": {b.name: _backend_view(b) for b in config.backends},
         "models": {
@@ -178,6 +190,7 @@ def config_view(config: Config) -> dict[str, Any]:
                         "model": t.model,
                         "priority": t.priority,
                         "weight": t.weight,
+                        "price": None if t.price is None else msgspec.to_builtins(t.price),
                     }
                     for t in m.targets
                 ],
@@ -187,7 +200,16 @@ def config_view(config: Config) -> dict[str, Any]:
         "keys": None
         if config.keys is None
         else [
-            {"name": k.name, "key": "***", "models": k.models, "rpm": k.rpm, "tpm": k.tpm}
+            {
+                "name": k.name,
+                "key": "***",
+                "models": k.models,
+                "rpm": k.rpm,
+                "tpm": k.tpm,
+                "max_parallel": k.max_parallel,
+                "limits": {glob: msgspec.to_builtins(lim) for glob, lim in k.limits},
+                "budget": None if k.budget is None else msgspec.to_builtins(k.budget),
+            }
             for k in config.keys
         ],
         "warnings": [str(w) for w in config.warnings],
@@ -268,14 +290,63 @@ async def admin_reload(request: Request[Any, Any, Any], state: State) -> Respons
 
 
 @get("/metrics", media_type="text/plain; version=0.0.4")
-async def metrics_endpoint(state: State) -> str:
-    """The whole gateway's metrics, every worker's included (see proxy/metrics.py)."""
-    return await metrics.scrape(metrics.info_of(runtime_of(state)))
+async def metrics_endpoint(request: Request[Any, Any, Any], state: State) -> str:
+    """The whole gateway's metrics, every worker's included (see proxy/observe/metrics/)."""
+    runtime = runtime_of(state)
+    metrics_key = runtime.snapshot.settings.metrics_key
+    if metrics_key is not None and not _bearer_is(request, metrics_key):
+        raise errors.Unauthorized("/metrics needs 'Authorization: Bearer <metrics_key>'")
+    return await metrics.scrape(metrics.info_of(runtime))
 
 
-_UI = Path(__file__).parent / "ui" / "index.html"
+@get("/admin/usage")
+async def admin_usage(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
+    """The usage ledger (see proxy/state/report.py); registered once a Governor is built."""
+    from proxy.state import report
+
+    runtime = runtime_of(state)
+    _check_admin(request, runtime.snapshot)
+    governor = getattr(state, "governor", None)
+    if governor is None:
+        raise errors.NoTarget(
+            "the usage ledger is not running in this gateway", code="state_unavailable"
+        )
+    try:
+        query = report.parse_query(dict(request.query_params))
+    except ValueError as err:
+        raise errors.BadRequest(str(err)) from None
+    try:
+        rows = await governor.usage(query.where)
+    except StateUnavailable as err:
+        raise errors.NoTarget(
+            f"the state store did not answer: {err}", code="state_unavailable"
+        ) from None
+    media, body = report.render(rows, query)
+    return Response(body, media_type=media)
 
 
-@get("/ui", media_type="text/html")
-async def ui() -> bytes:
-    return await asyncio.to_thread(_UI.read_bytes)
+_UI_DIR = Path(__file__).parent / "ui"
+_UI_TYPES = {  # Litestar adds "; charset=utf-8" to text/* itself
+    ".html": "text/html",
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+}
+# the page's files, by name: a fixed set read at import, so no request names a path
+_UI_FILES = {
+    p.name: (p, _UI_TYPES[p.suffix])
+    for p in sorted(_UI_DIR.iterdir())
+    if p.is_file() and p.suffix in _UI_TYPES
+}
+
+
+@get(["/ui", "/ui/{name:str}"])
+async def ui(name: str = "index.html") -> Response[bytes]:
+    """The playground page and its static files (`proxy/ui/`); nothing else under /ui."""
+    found = _UI_FILES.get(name)
+    if found is None:
+        raise errors.NotFound(f"no such page file: {name!r}")
+    path, media_type = found
+    body = await asyncio.to_thread(path.read_bytes)
+    return Response(body, media_type=media_type, headers={"cache-control": "no-cache"})

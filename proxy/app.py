@@ -21,9 +21,10 @@ from litestar import Litestar, Request, Response
 from litestar.exceptions import HTTPException
 from litestar.types import ASGIApp, Message, Receive, Send
 
-from proxy import admin, asgi, errors, metrics, redact, telemetry
+from proxy import admin, asgi, errors, redact, telemetry, workers
 from proxy.front.api import Api
-from proxy.reload import Runtime, read_config
+from proxy.observe import metrics
+from proxy.runtime import Runtime, read_config
 
 log = logging.getLogger("llm_proxy")
 
@@ -32,7 +33,7 @@ Handler = Callable[[asgi.Scope, asgi.Receive, asgi.Send], Awaitable[None]]
 
 
 def config_path() -> Path:
-    return Path(os.environ.get("LLM_PROXY_CONFIG") or DEFAULT_CONFIG)
+    return workers.current().config_path or Path(DEFAULT_CONFIG)
 
 
 def _wire_for(path: str) -> errors.Wire:

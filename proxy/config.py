@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 import msgspec
 import yaml
 
+from proxy import config_governance as gov
+from proxy.config_governance import Budget, Limits, Price, StateFailure
 from proxy.config_yaml import (
     BOOL,
     Fields,
@@ -46,10 +48,13 @@ from proxy.config_yaml import (
 __all__ = [
     "Backend",
     "BackendType",
+    "Budget",
     "ClientKey",
     "Config",
     "ConfigError",
+    "Limits",
     "Model",
+    "Price",
     "Problem",
     "ResponsesStoreSettings",
     "Secret",
@@ -121,6 +126,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     admin_key_off: bool = False  # `admin_key: false`: no admin key, written on purpose
     keepalive: float = 15.0
     on_disconnect: OnDisconnect = "cancel"
+    state: str = "memory"  # memory | redis://HOST:PORT/DB | rediss://... | unix:///PATH
+    state_failure: StateFailure = "open"  # the state store unreachable: admit, or refuse
+    state_timeout: float = 0.25  # seconds a state operation may take before that choice
+    metrics_key: Secret | None = None  # when set, /metrics needs `Authorization: Bearer` it
     responses_store: ResponsesStoreSettings = ResponsesStoreSettings()
 
 
@@ -156,6 +165,7 @@ class Target(msgspec.Struct, frozen=True, kw_only=True):
     model: str | None = None  # None: the alias itself ("*" is substituted by routing)
     priority: int = 0  # lower tiers are tried first
     weight: int = 1  # within a tier
+    price: Price | None = None  # USD per million tokens; LLM_PROXY_PRICES overrides it
 
 
 class Model(msgspec.Struct, frozen=True, kw_only=True):
@@ -170,6 +180,9 @@ class ClientKey(msgspec.Struct, frozen=True, kw_only=True):
     models: tuple[str, ...] | None = None  # globs; None: every model
     rpm: int | None = None
     tpm: int | None = None
+    max_parallel: int | None = None
+    limits: tuple[tuple[str, Limits], ...] = ()  # model glob -> its own limits on this key
+    budget: Budget | None = None
 
 
 class ConfigError(Exception):
@@ -212,7 +225,8 @@ def parse(text: str, env: Mapping[str, str], path: str = "routes.yaml") -> Confi
 _TOP = ("version", "settings", "backends", "models", "keys")
 _SETTINGS = (
     *("failure_threshold", "cooldown", "retries", "timeouts", "max_body"),
-    *("log_prompts", "admin_key", "keepalive", "on_disconnect", "responses_store"),
+    *("log_prompts", "admin_key", "keepalive", "on_disconnect"),
+    *("state", "state_failure", "state_timeout", "metrics_key", "responses_store"),
 )
 _RESPONSES_STORE = ("ttl", "max_bytes")
 _TIMEOUTS = ("connect", "first_byte", "idle", "total")
@@ -224,8 +238,8 @@ _BACKEND = (
     *_MOCK_KNOBS,
 )
 _MODEL = ("targets", "strategy")
-_TARGET = ("backend", "model", "priority", "weight")
-_KEY = ("name", "key", "sha256", "models", "rpm", "tpm")
+_TARGET = ("backend", "model", "priority", "weight", "price")
+_KEY = ("name", "key", "sha256", "models", "rpm", "tpm", "max_parallel", "limits", "budget")
 _DEFAULT_URLS: dict[BackendType, str] = {
     "openai": "https://api.openai.com/v1",
     "anthropic": "https://api.anthropic.com",
@@ -278,6 +292,7 @@ def _settings(r: Reader, node: yaml.Node) -> Settings:
     d = Settings()
     admin_key_off = "admin_key" in f and _off(r, f["admin_key"][1])
     admin_key = "" if admin_key_off else r.get(f, "admin_key", line, "")
+    metrics_key = r.get(f, "metrics_key", line, "")
     return Settings(
         failure_threshold=r.get(f, "failure_threshold", integer(1), d.failure_threshold),
         cooldown=r.get(f, "cooldown", duration(positive=False), d.cooldown),
@@ -289,6 +304,10 @@ def _settings(r: Reader, node: yaml.Node) -> Settings:
         admin_key_off=admin_key_off,
         keepalive=r.get(f, "keepalive", duration(positive=True), d.keepalive),
         on_disconnect=r.get(f, "on_disconnect", choice(_ON_DISCONNECT), d.on_disconnect),
+        state=r.get(f, "state", gov.state_url, d.state),
+        state_failure=r.get(f, "state_failure", choice(gov.STATE_FAILURES), d.state_failure),
+        state_timeout=r.get(f, "state_timeout", duration(positive=True), d.state_timeout),
+        metrics_key=Secret(metrics_key) if metrics_key else None,
         responses_store=(
             _responses_store(r, f["responses_store"][1])
             if "responses_store" in f
@@ -457,6 +476,7 @@ def _target(r: Reader, alias: str, node: yaml.Node, backends: dict[str, Backend]
         model=r.get(f, "model", text, None),
         priority=r.get(f, "priority", integer(), 0),
         weight=r.get(f, "weight", integer(1), 1),
+        price=gov.price(r, f["price"][1], f"a target of model {alias!r}") if "price" in f else None,
     )
 
 
@@ -484,6 +504,9 @@ def _keys(r: Reader, key: yaml.Node, node: yaml.Node) -> tuple[ClientKey, ...]:
                 models=_globs(r, label, f["models"][1]) if "models" in f else None,
                 rpm=r.get(f, "rpm", integer(1), None),
                 tpm=r.get(f, "tpm", integer(1), None),
+                max_parallel=r.get(f, "max_parallel", integer(1), None),
+                limits=gov.model_limits(r, f["limits"][1], label) if "limits" in f else (),
+                budget=gov.budget(r, f["budget"][1], label) if "budget" in f else None,
             )
         )
     if not keys and not r.problems:

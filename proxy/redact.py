@@ -233,6 +233,14 @@ _SECRET_VALUE = re.compile(
 )
 
 
+_USERINFO = re.compile(r"//[^@/]*@")
+
+
+def mask_userinfo(url: str) -> str:
+    """A URL with its `user:password@` part masked (Redis and proxy URLs carry them)."""
+    return _USERINFO.sub("//***@", url)
+
+
 def looks_secret(name: str, value: str) -> bool:
     """A header that carries a secret: by its name, or by what its value looks like."""
     lname = name.lower()

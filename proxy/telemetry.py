@@ -10,8 +10,9 @@ first-token names are re-exported here for the callers that knew them by this mo
 import os
 from collections.abc import Mapping
 
-from proxy import accesslog, metrics, redact
-from proxy.metrics import attempt_failed, attempt_started, request_ended, request_started
+from proxy import accesslog, redact
+from proxy.observe import metrics
+from proxy.observe.metrics import attempt_failed, attempt_started, request_ended, request_started
 from proxy.record import RequestRecord
 from proxy.tracing import FIRST_TOKEN, TTFT_ATTRIBUTE, AttemptSpan, RequestSpan, Tracer, tracer
 

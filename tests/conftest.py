@@ -165,7 +165,13 @@ def launch(
             command,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            # each gateway keeps its state file (limits, ledger, spend) in the test's directory
+            env={
+                **os.environ,
+                "PYTHONUNBUFFERED": "1",
+                "LLM_PROXY_STATE_DIR": str(log_dir / f"state-{port}"),
+                **(env or {}),
+            },
             cwd=REPO,
             start_new_session=True,
         )

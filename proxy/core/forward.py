@@ -27,10 +27,11 @@ from proxy.core.stream import Stream
 from proxy.errors import UpstreamFailure
 from proxy.providers.base import Unsupported, UpstreamRequest
 from proxy.providers.transport import UpstreamResponse
-from proxy.reload import BackendState, Runtime, Snapshot
 from proxy.resilience import Circuit, is_failover, retry_after
 from proxy.routing import Candidate, Route, TargetKey, order
+from proxy.runtime import BackendState, Runtime, Snapshot
 from proxy.tracing import AttemptSpan, tracer
+from proxy.translate.caps import clamp_output
 from proxy.usage import from_body
 
 log = logging.getLogger("llm_proxy.forward")
@@ -97,7 +98,7 @@ async def _attempts(call: Call, route: Route, candidates: list[Candidate]) -> No
         rec.attempts += 1
         rec.backend, rec.provider_model = cand.key  # the last target tried is the one logged
         rec.backend_type = state.config.type
-        telemetry.attempt_started(cand.key.backend, cand.key.model)
+        telemetry.attempt_started(cand.key.backend, cand.label)
         probe = circuit.begin(now)
         state.transport.in_flight += 1
         try:
@@ -113,7 +114,7 @@ async def _attempts(call: Call, route: Route, candidates: list[Candidate]) -> No
         finally:
             state.transport.in_flight -= 1
         kind = telemetry.failure_kind(last.kind, last.status, ex.committed)
-        telemetry.attempt_failed(cand.key.backend, cand.key.model, kind)
+        telemetry.attempt_failed(cand.key.backend, cand.label, kind)
         if last.kind == "unsupported":  # the target is fine; it just can't serve this
             circuit.release(probe)
         else:
@@ -193,9 +194,10 @@ async def _attempt(
         try:
             forwarded = forwarded_headers(req.headers, wire == "anthropic", req.request_id)
             tracer.inject(forwarded)
+            body = body_for(req, wire, config.stream, key.model)
             request = state.adapter.build(
                 endpoint_on(req.endpoint, wire),
-                body_for(req, wire, config.stream, key.model),
+                clamp_output(body, wire, config.max_output_tokens),
                 key.model,
                 req.stream and config.stream,
                 forwarded,
@@ -253,6 +255,7 @@ async def _exchange(
                 if tr is not None
                 else None,
                 req.include_usage,
+                upstream=wire,
             )
             await relay(ex, upstream, stream, key, span, call.t0)
             return headers_at - sent

@@ -172,8 +172,11 @@ class Stream:
         translator: StreamTranslator | None,
         include_usage: bool,
         max_frame: int = MAX_FRAME,
+        upstream: Wire | None = None,
     ) -> None:
         self.front = front
+        self._upstream = front if upstream is None else upstream
+        self._upstream_ended = False  # translated: the upstream's own end marker arrived
         self.committed = False
         self.done = False  # ended or failed: nothing more to do
         self.usage: Usage | None = None
@@ -214,7 +217,7 @@ class Stream:
         self.done = True
         tr = self._tr
         if not self.committed:
-            if tr is not None and tr.finish is not None:
+            if tr is not None and tr.finish is not None and self._upstream_complete():
                 held = [*self._held_events, *tr.close()]
                 if any(verdict(self.front, e) == "commit" for e in held):
                     self.committed = True
@@ -226,7 +229,7 @@ class Stream:
                 return [_truncated()]
             return [End(b"")]
         self._take_usage()
-        if tr.finish is None:
+        if tr.finish is None or not self._upstream_complete():
             return [_truncated()]
         return [End(_encode(tr.close()))]
 
@@ -258,6 +261,7 @@ class Stream:
             return []
         committed = False
         for event in events:
+            self._see_end(event)
             for out_event in self._tr.feed(event):
                 if not committed:
                     v = verdict(self.front, out_event)
@@ -299,13 +303,13 @@ class Stream:
             if b"message_delta" in region:
                 for event in sse.Decoder().feed(region):
                     self._anthropic_usage(event)
-        elif b'"choices":[]' in region or b'"choices": []' in region:
+        elif b'"usage":{' in region or b'"usage": {' in region:
             region = self._usage_frames(region)
         if not region:
             return []
         failure = None
         if self._error_mark in region:
-            region = redact.scrub_body(region)
+            region = self._scrub_errors(region)
             failure = self._error_in(region)
         self._tail = region[-48:]
         if failure is not None:
@@ -314,7 +318,10 @@ class Stream:
 
     def _translated(self, chunk: bytes) -> list[Action]:
         assert self._tr is not None
-        out = [e for ev in self._decoder.feed(chunk) for e in self._tr.feed(ev)]
+        out: list[sse.Event] = []
+        for event in self._decoder.feed(chunk):
+            self._see_end(event)
+            out.extend(self._tr.feed(event))
         if not out:
             return []
         actions: list[Action] = [Data(_encode(out))]
@@ -322,6 +329,13 @@ class Stream:
         if error is not None:
             actions.extend(self._fail(UpstreamFailure("stream_error", error, reported=True)))
         return actions
+
+    def _scrub_errors(self, region: bytes) -> bytes:
+        """Credentials masked in the frames that carry an error (only those: ids in ordinary
+        frames look like secrets to a pattern and must pass untouched)."""
+        frames = region.split(b"\n\n")
+        mark = self._error_mark
+        return b"\n\n".join(redact.scrub_body(f) if mark in f else f for f in frames)
 
     def _error_in(self, region: bytes) -> UpstreamFailure | None:
         """The upstream reported an error in-band (and it goes out as is): the stream is over."""
@@ -331,10 +345,12 @@ class Stream:
         return None
 
     def _usage_frames(self, region: bytes) -> bytes:
-        """Read usage from the usage-only frame; drop it unless the client asked for it."""
+        """Read usage wherever a frame carries it (the usage-only frame the gateway asked for,
+        or a finish chunk that carries it, as DeepSeek's do); drop the usage-only frame
+        unless the client asked for it."""
         kept: list[bytes] = []
         for frame in region.split(b"\n\n"):
-            if b'"choices":[]' in frame or b'"choices": []' in frame:
+            if b'"usage":{' in frame or b'"usage": {' in frame:
                 data = frame.partition(b"data:")[2].strip()
                 try:
                     chunk = _chunk.decode(data)
@@ -343,7 +359,7 @@ class Stream:
                     continue
                 if chunk.usage:
                     self.usage = from_openai_dict(chunk.usage)
-                    if not self._include_usage:
+                    if not chunk.choices and not self._include_usage:
                         continue
             kept.append(frame)
         return b"\n\n".join(kept)
@@ -363,6 +379,16 @@ class Stream:
         if event.event == "message_delta" and self.usage is not None and not inp:
             inp = self.usage[0]  # message_delta may repeat only output_tokens
         self.usage = (inp, out)
+
+    def _see_end(self, event: sse.Event) -> None:
+        if self._upstream == "openai":
+            self._upstream_ended = self._upstream_ended or event.data.startswith("[DONE]")
+        elif self._upstream == "anthropic":
+            self._upstream_ended = self._upstream_ended or event.event == "message_stop"
+
+    def _upstream_complete(self) -> bool:
+        """OpenAI and Anthropic streams end with a marker; Gemini's end on close."""
+        return self._upstream == "gemini" or self._upstream_ended
 
     def _take_usage(self) -> None:
         if self._tr is not None and self._tr.usage is not None:

@@ -22,7 +22,7 @@ from proxy.errors import Wire
 from proxy.front.request import forwardable, parse
 from proxy.providers.base import Endpoint
 from proxy.record import RequestRecord
-from proxy.reload import Runtime
+from proxy.runtime import Runtime
 from proxy.tracing import tracer
 
 log = logging.getLogger("llm_proxy.api")
@@ -106,7 +106,7 @@ class Api:
             auth.check_model(caller, model)
             route = snapshot.table.resolve(model)
             if route is None:
-                known = ", ".join(snapshot.table.suggestions()) or "none configured"
+                known = ", ".join(snapshot.table.suggestions(allowed=caller.models)) or "none"
                 raise errors.UnknownModel(
                     f"model '{model}' is not routed here; known: {known}", param="model"
                 )

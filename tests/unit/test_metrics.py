@@ -1,4 +1,4 @@
-"""proxy.metrics: exact counts in valid Prometheus text, and one scrape for all workers."""
+"""proxy.observe.metrics: exact counts in valid Prometheus text, and one scrape for all workers."""
 
 import asyncio
 import math
@@ -12,9 +12,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from proxy import metrics, telemetry, workers
-from proxy.metrics import REGISTRY, RuntimeInfo
-from proxy.observe.metrics import publish
+from proxy import telemetry, workers
+from proxy.observe import metrics
+from proxy.observe.metrics import REGISTRY, RuntimeInfo, publish
 from proxy.telemetry import RequestRecord
 from proxy.workers import WorkerSettings
 

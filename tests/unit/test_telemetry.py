@@ -12,7 +12,8 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
-from proxy import errors, metrics, telemetry
+from proxy import errors, telemetry
+from proxy.observe import metrics
 from proxy.routing import TargetKey
 from proxy.telemetry import RequestRecord, tracer
 

@@ -31,11 +31,13 @@ from proxy.observe.metrics.registry import (
     RuntimeInfo,
     attempt_failed,
     attempt_started,
+    budget_remaining,
     dump,
     info_of,
     observe,
     request_ended,
     request_started,
+    state_failed,
 )
 
 __all__ = [
@@ -54,6 +56,7 @@ __all__ = [
     "RuntimeInfo",
     "attempt_failed",
     "attempt_started",
+    "budget_remaining",
     "cost_of",
     "dump",
     "flush",
@@ -67,5 +70,6 @@ __all__ = [
     "run_publisher",
     "scrape",
     "set_prices",
+    "state_failed",
     "text",
 ]

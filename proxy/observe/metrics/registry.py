@@ -76,6 +76,10 @@ FAMILIES = (
     _family("gauge", "config_generation", "Loaded config generation (newest worker).", agg="max"),
     _family("gauge", "config_generation_min", "Loaded config generation (oldest worker).",
             agg="min"),
+    _family("counter", "state_failures_total", "State store calls that failed or timed out "
+            "(the state_failure mode answered instead).", "op"),
+    _family("gauge", "budget_remaining_usd", "USD left in the key's budget period, as last "
+            "seen by any worker (the key's name, never the key).", "key", agg="min"),
 )  # fmt: skip
 BY_NAME = {f.name: f for f in FAMILIES}
 
@@ -166,6 +170,8 @@ _streams = _s["llm_proxy_streams_open"]
 _duration = _h["llm_proxy_request_duration_seconds"]
 _ttft = _h["llm_proxy_time_to_first_token_seconds"]
 _overhead = _h["llm_proxy_gateway_overhead_seconds"]
+_state_failures = _s["llm_proxy_state_failures_total"]
+_budget_left = _s["llm_proxy_budget_remaining_usd"]
 
 
 def _observe(
@@ -228,6 +234,16 @@ def attempt_started(backend: str, model: str) -> None:
 def attempt_failed(backend: str, model: str, kind: str) -> None:
     key = _bounded(_failures, (backend, model, kind), 1)
     _failures[key] = _failures.get(key, 0.0) + 1
+    REGISTRY.dirty = True
+
+
+def state_failed(op: str) -> None:
+    _state_failures[(op,)] = _state_failures.get((op,), 0.0) + 1
+    REGISTRY.dirty = True
+
+
+def budget_remaining(key_name: str, usd: float) -> None:
+    _budget_left[(key_name,)] = usd
     REGISTRY.dirty = True
 
 
