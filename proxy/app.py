@@ -90,16 +90,22 @@ def _request_id_middleware(app: ASGIApp) -> ASGIApp:
 class Gateway:
     """The ASGI callable granian runs: `/v1/*` hot paths first, Litestar for the rest."""
 
-    def __init__(self, litestar: Litestar, fast: dict[str, Handler]) -> None:
+    def __init__(
+        self, litestar: Litestar, fast: dict[str, Handler], by_id: Handler | None = None
+    ) -> None:
         self.litestar = litestar
         self._rest = _request_id_middleware(litestar)  # router-level 404/405s get an id too
         self._fast = fast
+        self._by_id = by_id  # /v1/responses/{id}
 
     async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
         if scope["type"] == "http":
             handler = self._fast.get(scope["path"])
             if handler is not None:
                 await handler(scope, receive, send)
+                return
+            if self._by_id is not None and scope["path"].startswith("/v1/responses/"):
+                await self._by_id(scope, receive, send)
                 return
         await self._rest(scope, receive, send)  # type: ignore[arg-type]
 
@@ -170,7 +176,8 @@ def create_app(path: Path | None = None) -> Gateway:
         ("/v1/embeddings", api.embeddings),
         ("/v1/messages", api.messages),
         ("/v1/messages/count_tokens", api.count_tokens),
+        ("/v1/responses", api.responses),
     ):
         fast[route] = handler
         fast[route + "/"] = handler
-    return Gateway(litestar, fast)
+    return Gateway(litestar, fast, api.response_by_id)

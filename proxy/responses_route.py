@@ -112,6 +112,11 @@ def route(
     return Route("chat", translator.request(body, model, stream, history or ()), translator)
 
 
+def translator_for(backend: Backend, wire: Wire) -> ResponsesTranslator | None:
+    """The translator that reads this backend's answers; None for pass-through."""
+    return None if backend.responses else _TRANSLATORS[wire]
+
+
 def passthrough(
     body: bytes,
     request: rs.Request,

@@ -17,11 +17,12 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 
-from proxy import errors, synthesize, telemetry, tokens, translate
+from proxy import errors, responses_route, synthesize, telemetry, tokens, translate
 from proxy.asgi import forwarded_headers
-from proxy.core import answers
+from proxy.core import answers, responses
 from proxy.core.exchange import Exchange
 from proxy.core.relay import relay
+from proxy.core.responses import ResponsesCall
 from proxy.core.rewrite import ClientRequest, body_for, endpoint_on
 from proxy.core.stream import Stream
 from proxy.errors import UpstreamFailure
@@ -31,6 +32,7 @@ from proxy.resilience import Circuit, is_failover, retry_after
 from proxy.routing import Candidate, Route, TargetKey, order
 from proxy.runtime import BackendState, Runtime, Snapshot
 from proxy.tracing import AttemptSpan, tracer
+from proxy.translate import responses_replay
 from proxy.translate.caps import clamp_output
 from proxy.usage import from_body
 
@@ -194,9 +196,18 @@ async def _attempt(
         try:
             forwarded = forwarded_headers(req.headers, wire == "anthropic", req.request_id)
             tracer.inject(forwarded)
-            body = body_for(req, wire, config.stream, key.model)
+            if req.responses is not None:  # the Responses API: pass through or translate
+                stream = req.stream and config.stream
+                r = responses_route.route(
+                    req.body, req.responses.request, config, wire, key.model, stream,
+                    req.responses.history,
+                )  # fmt: skip
+                endpoint, body = r.endpoint, r.body
+            else:
+                endpoint = endpoint_on(req.endpoint, wire)
+                body = body_for(req, wire, config.stream, key.model)
             request = state.adapter.build(
-                endpoint_on(req.endpoint, wire),
+                endpoint,
                 clamp_output(body, wire, config.max_output_tokens),
                 key.model,
                 req.stream and config.stream,
@@ -242,6 +253,9 @@ async def _exchange(
             span.fail(str(upstream.status))
             await _client_error(call, state, key, upstream, data)
             return None  # the target is healthy: the request was at fault
+        if req.stream and state.config.stream and req.responses is not None:
+            await _relay_responses(call, state, key, upstream, span, req.responses)
+            return headers_at - sent
         if req.stream and state.config.stream:
             tr = None if req.front == wire else translate.pick(req.front, wire)
             stream = Stream(
@@ -267,6 +281,29 @@ async def _exchange(
     return headers_at - sent
 
 
+async def _relay_responses(
+    call: Call,
+    state: BackendState,
+    key: TargetKey,
+    upstream: UpstreamResponse,
+    span: AttemptSpan,
+    resp: ResponsesCall,
+) -> None:
+    """A Responses stream: relayed as it is from a Responses backend, else translated (and,
+    once complete, stored for continuations)."""
+    wire = state.adapter.wire
+    tr = responses_route.translator_for(state.config, wire)
+    translated = (
+        tr.Stream(call.req.model, id=resp.id, created=resp.created, request=resp.request)
+        if tr is not None
+        else None
+    )
+    stream = Stream(call.req.front, translated, False, upstream=wire, responses=True)
+    await relay(call.ex, upstream, stream, key, span, call.t0)
+    if translated is not None:
+        await responses.keep(resp, translated.response)
+
+
 async def _answer(
     call: Call,
     key: TargetKey,
@@ -279,12 +316,19 @@ async def _answer(
     (for a `stream: false` backend)."""
     req, ex = call.req, call.ex
     rec = ex.record
+    resp = req.responses
     tr = None if req.front == wire else translate.pick(req.front, wire)
     try:
-        if tr is not None:
-            data = tr.response(data, req.model, id=req.request_id, created=int(time.time()))
-        usage = from_body(data, req.front)
-        if req.stream:
+        if resp is not None:
+            data = await _responses_answer(call, resp, key, wire, data)
+            usage = from_body(data, "anthropic")  # input_tokens / output_tokens, as Anthropic
+        else:
+            if tr is not None:
+                data = tr.response(data, req.model, id=req.request_id, created=int(time.time()))
+            usage = from_body(data, req.front)
+        if req.stream and resp is not None:
+            data = responses_replay.replay(data)
+        elif req.stream:
             data = (
                 synthesize.openai_stream(data, req.include_usage)
                 if req.front == "openai"
@@ -310,6 +354,20 @@ async def _answer(
     rec.overhead_ms = overhead * 1000.0
     headers.append((b"x-proxy-overhead-ms", f"{rec.overhead_ms:.3f}".encode()))
     await ex.answer(200, headers, data)
+
+
+async def _responses_answer(
+    call: Call, resp: ResponsesCall, key: TargetKey, wire: errors.Wire, data: bytes
+) -> bytes:
+    """A whole answer for a Responses client: translated (and stored) unless the backend
+    speaks the Responses API itself."""
+    config = call.snapshot.backends[key.backend].config
+    tr = responses_route.translator_for(config, wire)
+    if tr is None:
+        return data
+    out = tr.response(data, call.req.model, id=resp.id, created=resp.created, request=resp.request)
+    await responses.keep(resp, out)
+    return out
 
 
 async def _client_error(
