@@ -71,7 +71,8 @@ class _Stub:
         return None
 
 
-async def _run(requests: int, profile: cProfile.Profile | None) -> float:
+async def stub_api() -> Api:
+    """The `/v1/*` handlers on `CONFIG`, their one backend answering through `_Stub`."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "routes.yaml"
         path.write_text(CONFIG)
@@ -81,6 +82,11 @@ async def _run(requests: int, profile: cProfile.Profile | None) -> float:
     runtime.snapshot.backends["up"] = state._replace(transport=_Stub())  # type: ignore[index]
     api = Api()
     api.runtime = runtime
+    return api
+
+
+async def _run(requests: int, profile: cProfile.Profile | None) -> float:
+    api = await stub_api()
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": BODY, "more_body": False}

@@ -124,7 +124,10 @@ def _serve(args: argparse.Namespace) -> int:
     stamp = Path(stamp_dir) / "reload"
     stamp.touch()
     # What every worker reads once (`proxy.workers.current()`); granian's workers inherit it.
-    settings = WorkerSettings(path, stamp, max(1, args.workers), Path(stamp_dir))
+    settings = WorkerSettings(
+        path, stamp, max(1, args.workers), Path(stamp_dir), args.host, float(grace)
+    )
+    flag = settings.shutdown_flag
     os.environ.update(settings.to_env())
 
     class _Server(Server):  # type: ignore[misc, valid-type]
@@ -133,6 +136,14 @@ def _serve(args: argparse.Namespace) -> int:
         def signal_handler_reload(self, *_: Any, **__: Any) -> None:
             stamp.touch()
             os.utime(stamp, None)
+
+        # Workers learn that their grace began (granian's own signal to them carries no
+        # time): requests still open near its end are ended with an error event and logged,
+        # not cut by the kill with a bare EOF.
+        def signal_handler_interrupt(self, *args: Any, **kwargs: Any) -> None:
+            if flag is not None:
+                flag.touch()
+            super().signal_handler_interrupt(*args, **kwargs)
 
     server = _Server(
         "proxy.app:create_app",

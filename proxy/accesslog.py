@@ -222,3 +222,19 @@ def _collect(value: Any, out: list[str], text: bool, role: str | None = None) ->
         for key, item in value.items():
             if key in _TEXT_KEYS:
                 _collect(item, out, True, who)
+
+
+class _QuietDisconnects(logging.Filter):
+    """granian logs every client that hangs up mid-response as `ASGI transport error` at
+    INFO; a client leaving is ordinary (and shows in the access line as
+    `client_disconnected`), so those lines are dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno <= logging.INFO and "transport error" in str(record.msg).lower())
+
+
+def quiet_disconnects() -> None:
+    """Install the filter on granian's server logger, once per process."""
+    server = logging.getLogger("_granian")
+    if not any(isinstance(f, _QuietDisconnects) for f in server.filters):
+        server.addFilter(_QuietDisconnects())

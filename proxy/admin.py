@@ -153,6 +153,10 @@ def _backend_view(b: Backend) -> dict[str, Any]:
         view["disabled"] = b.disabled
     if b.api_version:
         view["api_version"] = b.api_version
+    if b.discover:
+        view["discover"] = {"interval": b.discover, "prefix": b.prefix}
+    if b.template is not None:  # not the body: `${VAR}`s in it may be secrets
+        view["request"] = {"method": b.template.method, "path": b.template.path}
     return view
 
 

@@ -8,6 +8,7 @@ holds the few request-side primitives they share; everything sent back goes thro
 import asyncio
 import itertools
 import os
+import zlib
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
@@ -96,14 +97,46 @@ def forwarded_headers(
     return out
 
 
-async def read_body(headers: dict[bytes, bytes], receive: Receive, limit: int) -> bytes:
-    """The whole request body, or PayloadTooLarge as soon as it is known to exceed `limit`."""
-    length = headers.get(b"content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise errors.PayloadTooLarge(
-            f"request body is {int(length)} bytes; this gateway accepts at most {limit} bytes "
-            "(settings.max_body): send a smaller request"
+MAX_DRAIN = 64 * 2**20  # bytes of an oversized body read and dropped before the 413
+
+
+async def read_body(
+    headers: dict[bytes, bytes], receive: Receive, limit: int, within: float = 30.0
+) -> bytes:
+    """The whole request body, decoded if it was sent gzip- or deflate-compressed.
+
+    PayloadTooLarge once it is known to exceed `limit` (the rest is read and dropped first,
+    up to `MAX_DRAIN` bytes, so the client gets the 413 instead of a reset connection);
+    RequestTimeout when the client takes longer than `within` seconds to send it all;
+    UnsupportedMediaType for any other content encoding.
+    """
+    encoding = headers.get(b"content-encoding", b"identity").strip().lower()
+    if encoding not in (b"identity", b"gzip", b"x-gzip", b"deflate"):
+        raise errors.UnsupportedMediaType(
+            f"content-encoding {encoding.decode('latin-1')!r} is not supported: send the body "
+            "uncompressed, or gzip-compressed with 'content-encoding: gzip'"
         )
+    length = headers.get(b"content-length")
+    try:
+        async with asyncio.timeout(within):
+            if length is not None and length.isdigit() and int(length) > limit:
+                await _drain(receive, {"more_body": True})
+                raise errors.PayloadTooLarge(
+                    f"request body is {int(length)} bytes; this gateway accepts at most {limit} "
+                    "bytes (settings.max_body): send a smaller request"
+                )
+            body = await _read(receive, limit)
+    except TimeoutError:
+        raise errors.RequestTimeout(
+            f"the request body did not arrive within timeouts.client_body={within:g}s: "
+            "send the whole body promptly"
+        ) from None
+    if encoding == b"identity":
+        return body
+    return _decompress(body, encoding, limit)
+
+
+async def _read(receive: Receive, limit: int) -> bytes:
     message = await receive()
     body: bytes = message.get("body", b"")
     if not message.get("more_body", False):
@@ -119,9 +152,35 @@ async def read_body(headers: dict[bytes, bytes], receive: Receive, limit: int) -
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
+            await _drain(receive, message)
             raise _too_large(limit)
         parts.append(chunk)
     return b"".join(parts)
+
+
+async def _drain(receive: Receive, message: Message) -> None:
+    """Read what is left of a body we refuse, within a bound, so the answer can be read."""
+    dropped = 0
+    while message.get("more_body", False) and dropped < MAX_DRAIN:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        dropped += len(message.get("body", b""))
+
+
+def _decompress(body: bytes, encoding: bytes, limit: int) -> bytes:
+    """A compressed request body, inflated to at most `limit` bytes (a small bomb stays small)."""
+    wbits = zlib.MAX_WBITS | 16 if encoding in (b"gzip", b"x-gzip") else zlib.MAX_WBITS
+    inflater = zlib.decompressobj(wbits)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise errors.BadRequest(
+            f"request body is not valid {encoding.decode()} data: {exc}"
+        ) from exc
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise _too_large(limit)
+    return out
 
 
 def _too_large(limit: int) -> errors.PayloadTooLarge:

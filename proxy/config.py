@@ -23,6 +23,9 @@ import msgspec
 import yaml
 
 from proxy import config_governance as gov
+from proxy.config_backends import FIELDS as _NEW_BACKEND_FIELDS
+from proxy.config_backends import OptionValue, hf_token
+from proxy.config_backends import read as _read_new_fields
 from proxy.config_governance import Budget, Limits, Price, StateFailure
 from proxy.config_yaml import (
     BOOL,
@@ -44,6 +47,7 @@ from proxy.config_yaml import (
     size,
     text,
 )
+from proxy.template import HttpTemplate
 
 __all__ = [
     "Backend",
@@ -95,11 +99,16 @@ class Secret:
 
 LogPrompts = Literal["none", "redacted", "full"]
 OnDisconnect = Literal["cancel", "drain"]
-BackendType = Literal["openai", "azure", "anthropic", "gemini", "mock"]
+BackendType = Literal[
+    "openai", "azure", "anthropic", "gemini", "mock", "ollama", "http", "huggingface"
+]
 Strategy = Literal["weighted", "least_busy", "latency"]
 _LOG_PROMPTS: tuple[LogPrompts, ...] = ("none", "redacted", "full")
 _ON_DISCONNECT: tuple[OnDisconnect, ...] = ("cancel", "drain")
-_BACKEND_TYPES: tuple[BackendType, ...] = ("openai", "azure", "anthropic", "gemini", "mock")
+_BACKEND_TYPES: tuple[BackendType, ...] = (
+    *("openai", "azure", "anthropic", "gemini", "mock"),
+    *("ollama", "http", "huggingface"),
+)
 _STRATEGIES: tuple[Strategy, ...] = ("weighted", "least_busy", "latency")
 
 
@@ -108,6 +117,7 @@ class Timeouts(msgspec.Struct, frozen=True, kw_only=True):
     first_byte: float = 60.0  # until the response headers
     idle: float = 60.0  # longest gap between chunks
     total: float = 600.0
+    client_body: float = 30.0  # for the client to send its whole request body
 
 
 class ResponsesStoreSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -130,6 +140,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     state_failure: StateFailure = "open"  # the state store unreachable: admit, or refuse
     state_timeout: float = 0.25  # seconds a state operation may take before that choice
     metrics_key: Secret | None = None  # when set, /metrics needs `Authorization: Bearer` it
+    # Host headers the gateway answers (DNS rebinding); None: loopback names when it listens
+    # on a loopback address, any host otherwise.
+    allowed_hosts: tuple[str, ...] | None = None
+    cors_origins: tuple[str, ...] = ()  # origins whose browsers may call the API ("*": any)
     responses_store: ResponsesStoreSettings = ResponsesStoreSettings()
 
 
@@ -149,6 +163,11 @@ class Backend(msgspec.Struct, frozen=True, kw_only=True):
     interval: float = 0.0  # mock only: seconds between stream chunks
     tokens: int = 16  # mock only: completion tokens produced
     chunks: int = 0  # mock only: content chunks in a stream; 0 = one per token
+    options: tuple[tuple[str, OptionValue], ...] = ()  # ollama only: `options` defaults
+    keep_alive: str | None = None  # ollama only: how long the model stays loaded
+    discover: float = 0.0  # seconds between model listings; 0: no discovery
+    prefix: str = ""  # discovered models are routed as PREFIX/NAME
+    template: HttpTemplate | None = None  # http only: request and response description
 
     @property
     def enabled(self) -> bool:
@@ -157,7 +176,12 @@ class Backend(msgspec.Struct, frozen=True, kw_only=True):
     def __repr__(self) -> str:
         # Header values may be tokens; keep them out of logs that print a Backend.
         masked = tuple((name, "***") for name, _ in self.headers)
-        return msgspec.Struct.__repr__(msgspec.structs.replace(self, headers=masked))
+        shown = msgspec.structs.replace(self, headers=masked)
+        if self.template is not None:  # `${VAR}`s in a body template may be secrets
+            shown = msgspec.structs.replace(
+                shown, template=msgspec.structs.replace(self.template, body="***")
+            )
+        return msgspec.Struct.__repr__(shown)
 
 
 class Target(msgspec.Struct, frozen=True, kw_only=True):
@@ -226,16 +250,18 @@ _TOP = ("version", "settings", "backends", "models", "keys")
 _SETTINGS = (
     *("failure_threshold", "cooldown", "retries", "timeouts", "max_body"),
     *("log_prompts", "admin_key", "keepalive", "on_disconnect"),
-    *("state", "state_failure", "state_timeout", "metrics_key", "responses_store"),
+    *("state", "state_failure", "state_timeout", "metrics_key"),
+    *("allowed_hosts", "cors_origins", "responses_store"),
 )
 _RESPONSES_STORE = ("ttl", "max_bytes")
-_TIMEOUTS = ("connect", "first_byte", "idle", "total")
+_TIMEOUTS = ("connect", "first_byte", "idle", "total", "client_body")
 _MOCK_KNOBS = ("latency", "interval", "tokens", "chunks")
 _BACKEND = (
     *("type", "base_url", "api_key", "api_version", "headers", "max_connections", "stream"),
     "max_output_tokens",
     "responses",
     *_MOCK_KNOBS,
+    *_NEW_BACKEND_FIELDS,
 )
 _MODEL = ("targets", "strategy")
 _TARGET = ("backend", "model", "priority", "weight", "price")
@@ -244,6 +270,8 @@ _DEFAULT_URLS: dict[BackendType, str] = {
     "openai": "https://api.openai.com/v1",
     "anthropic": "https://api.anthropic.com",
     "gemini": "https://generativelanguage.googleapis.com",
+    "ollama": "http://127.0.0.1:11434",
+    "huggingface": "https://router.huggingface.co/v1",
 }
 _AZURE_API_VERSION = "2024-10-21"
 _BACKEND_NAME = re.compile(r"[!-~]+")  # visible ASCII: it goes out in x-proxy-backend
@@ -308,6 +336,14 @@ def _settings(r: Reader, node: yaml.Node) -> Settings:
         state_failure=r.get(f, "state_failure", choice(gov.STATE_FAILURES), d.state_failure),
         state_timeout=r.get(f, "state_timeout", duration(positive=True), d.state_timeout),
         metrics_key=Secret(metrics_key) if metrics_key else None,
+        allowed_hosts=(
+            _texts(r, "settings.allowed_hosts", f["allowed_hosts"][1])
+            if "allowed_hosts" in f
+            else None
+        ),
+        cors_origins=(
+            _texts(r, "settings.cors_origins", f["cors_origins"][1]) if "cors_origins" in f else ()
+        ),
         responses_store=(
             _responses_store(r, f["responses_store"][1])
             if "responses_store" in f
@@ -333,6 +369,7 @@ def _timeouts(r: Reader, node: yaml.Node) -> Timeouts:
         first_byte=r.get(f, "first_byte", positive, d.first_byte),
         idle=r.get(f, "idle", positive, d.idle),
         total=r.get(f, "total", positive, d.total),
+        client_body=r.get(f, "client_body", positive, d.client_body),
     )
 
 
@@ -358,10 +395,24 @@ def _backend(r: Reader, name: str, key: yaml.Node, node: yaml.Node) -> Backend:
     if "responses" in f and kind not in (None, "openai"):
         r.problem(f["responses"][0], "responses applies only to type: openai backends")
     base_url = r.get(f, "base_url", _url, "")
+    if kind == "ollama" and base_url.endswith("/v1"):  # the OpenAI-compatible root, pasted
+        r.warn(f["base_url"][1], "an ollama backend's base_url is the server root: '/v1' dropped")
+        base_url = base_url.removesuffix("/v1")
     if not base_url and kind == "azure":
         r.problem(key, f"azure backend {name!r} needs base_url: https://RESOURCE.openai.azure.com")
+    if not base_url and kind == "http":
+        r.problem(key, f"http backend {name!r} needs base_url: http://HOST:PORT")
     api_key, disabled = _api_key(r, name, f)
+    if kind == "huggingface" and "api_key" not in f:
+        token, disabled = hf_token(r, name, key, given_url=base_url)
+        api_key = Secret(token) if token else None
+    extra = _read_new_fields(r, name, kind, key, f)
     d = Backend(name=name, type="mock")
+    stream = r.get(f, "stream", boolean, d.stream)
+    if extra.template is not None and extra.template.stream_format is None:
+        if "stream" in f and stream:
+            r.problem(f["stream"][1], "stream: true needs response.stream: {format: ndjson|sse}")
+        stream = False  # the gateway synthesizes the stream from the whole answer
     return Backend(
         name=name,
         type=kind or "mock",  # "mock" only stands in while a problem is being reported
@@ -371,13 +422,14 @@ def _backend(r: Reader, name: str, key: yaml.Node, node: yaml.Node) -> Backend:
         headers=_headers(r, name, f["headers"][1]) if "headers" in f else (),
         max_connections=r.get(f, "max_connections", integer(1), d.max_connections),
         max_output_tokens=r.get(f, "max_output_tokens", integer(1), None),
-        stream=r.get(f, "stream", boolean, d.stream),
+        stream=stream,
         responses=r.get(f, "responses", boolean, _speaks_responses(kind, base_url)),
         disabled=disabled,
         latency=r.get(f, "latency", duration(positive=False), d.latency),
         interval=r.get(f, "interval", duration(positive=False), d.interval),
         tokens=r.get(f, "tokens", integer(1), d.tokens),
         chunks=r.get(f, "chunks", integer(0), d.chunks),
+        **extra._asdict(),
     )
 
 
@@ -531,6 +583,12 @@ def _hex_digest(s: Scalar) -> bytes:
     if not _HEX_DIGEST.fullmatch(s.text):
         raise ValueError("expected 64 hex digits: the SHA-256 of the key")
     return bytes.fromhex(s.text)
+
+
+def _texts(r: Reader, what: str, node: yaml.Node) -> tuple[str, ...]:
+    """A list of plain strings (lower-cased: host names and origins compare that way)."""
+    values = (r.one(item, text, "") for item in r.items(node, what))
+    return tuple(v.lower() for v in values if v)
 
 
 def _globs(r: Reader, label: str, node: yaml.Node) -> tuple[str, ...]:

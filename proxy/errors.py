@@ -13,7 +13,9 @@ from schemas import anthropic as anthropic_schema
 from schemas import gemini as gemini_schema
 from schemas import openai as openai_schema
 
-Wire = Literal["openai", "anthropic", "gemini"]  # the one definition: what a peer speaks
+# The one definition: what a peer speaks. Clients speak the first three; "ollama" (native API)
+# and "http" (a configured template) are spoken only by backends.
+Wire = Literal["openai", "anthropic", "gemini", "ollama", "http"]
 
 
 class ProxyError(Exception):
@@ -63,6 +65,16 @@ class MethodNotAllowed(ProxyError):
     status, type, anthropic_type = 405, "invalid_request_error", "invalid_request_error"
 
 
+class RequestTimeout(ProxyError):
+    status, type, anthropic_type = 408, "invalid_request_error", "timeout_error"
+    code = "client_body_timeout"
+
+
+class UnsupportedMediaType(ProxyError):
+    status, type, anthropic_type = 415, "invalid_request_error", "invalid_request_error"
+    code = "unsupported_media_type"
+
+
 class PayloadTooLarge(ProxyError):
     status, type, anthropic_type = 413, "invalid_request_error", "request_too_large"
     code = "request_too_large"
@@ -84,6 +96,13 @@ class NoTarget(ProxyError):
 
     status, type, anthropic_type = 503, "service_unavailable", "overloaded_error"
     code = "no_available_target"
+
+
+class ShuttingDown(ProxyError):
+    """This gateway process is stopping; another instance (or a retry) will answer."""
+
+    status, type, anthropic_type = 503, "service_unavailable", "overloaded_error"
+    code = "shutting_down"
 
 
 class GatewayTimeout(ProxyError):

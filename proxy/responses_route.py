@@ -15,11 +15,13 @@ from typing import NamedTuple, Protocol
 
 import msgspec
 
+from proxy import translate
 from proxy.config import Backend
 from proxy.providers.base import Endpoint, Wire
 from proxy.responses_store import unknown
 from proxy.sse import Event
-from proxy.translate import responses_anthropic, responses_chat, responses_gemini
+from proxy.translate import Translator, responses_anthropic, responses_chat, responses_gemini
+from proxy.translate.responses_compose import Composed
 from schemas import responses as rs
 
 _top_level = msgspec.json.Decoder(dict[str, msgspec.Raw])
@@ -79,7 +81,7 @@ class ResponsesTranslator(Protocol):
     def error(self, status: int, body: bytes) -> bytes: ...
 
 
-_TRANSLATORS: dict[Wire, ResponsesTranslator] = {
+_TRANSLATORS: dict[str, ResponsesTranslator] = {
     "openai": responses_chat,
     "anthropic": responses_anthropic,
     "gemini": responses_gemini,
@@ -100,6 +102,7 @@ def route(
     model: str,
     stream: bool,
     history: Sequence[rs.InputItem] | None,
+    own: Translator | None = None,
 ) -> Route:
     """`history`: the stored turns of `request.previous_response_id`, None when not stored
     (or when the request names none). `stream`: whether to stream from this backend (False
@@ -108,13 +111,24 @@ def route(
         return Route("responses", passthrough(body, request, model, stream, history), None)
     if request.previous_response_id and history is None:
         raise unknown(request.previous_response_id)
-    translator = _TRANSLATORS[wire]
+    translator = translator_for(backend, wire, own)
+    assert translator is not None  # not a Responses backend
     return Route("chat", translator.request(body, model, stream, history or ()), translator)
 
 
-def translator_for(backend: Backend, wire: Wire) -> ResponsesTranslator | None:
-    """The translator that reads this backend's answers; None for pass-through."""
-    return None if backend.responses else _TRANSLATORS[wire]
+def translator_for(
+    backend: Backend, wire: Wire, own: Translator | None = None
+) -> ResponsesTranslator | None:
+    """The translator that reads this backend's answers; None for pass-through. `own`: the
+    backend's own OpenAI-front translator (`type: http`), composed like any other wire's."""
+    if backend.responses:
+        return None
+    fixed = _TRANSLATORS.get(wire)
+    if fixed is not None and own is None:
+        return fixed
+    inner = translate.choose("openai", wire, own)
+    assert inner is not None  # an OpenAI-wire backend has a fixed translator
+    return Composed(inner)
 
 
 def passthrough(

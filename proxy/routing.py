@@ -6,13 +6,14 @@ the longest literal prefix wins (then the longest pattern, then file order). `*`
 target's model is replaced by the text the glob's first `*` matched.
 """
 
+import copy
 import fnmatch
 import random
 import re
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from proxy.config import Config, Model, Target
+from proxy.config import Config, Model, Price, Target
 
 
 class TargetKey(NamedTuple):
@@ -29,6 +30,7 @@ class Candidate(NamedTuple):
     # The target's model as configured (`vendor-*`, or the alias pattern `up/*` when the target
     # names no model): a bounded metric label, where `key.model` is the client's expanded text.
     label: str = ""
+    price: Price | None = None  # USD per million tokens, when the target names one
 
 
 class Route(NamedTuple):
@@ -95,6 +97,23 @@ class RouteTable:
             _tiers(model.targets, name, matched, self._enabled, model.alias),
         )
 
+    def extended(self, models: Sequence[Model]) -> "RouteTable":
+        """A new table that also routes `models` (discovered ones: exact aliases, one target
+        each). An alias the config already names keeps its configured route; this table is
+        left as it was."""
+        table = copy.copy(self)
+        table._exact = dict(self._exact)
+        table._routes = {}
+        listed = list(self.aliases)
+        for model in models:
+            if "*" in model.alias or model.alias in table._exact:
+                continue
+            table._exact[model.alias] = model
+            if any(t.backend in self._enabled for t in model.targets):
+                listed.append(model.alias)
+        table.aliases = tuple(listed)
+        return table
+
     def fixed_targets(self) -> frozenset[TargetKey]:
         """Every target of an exact alias: the per-target state that is never evicted."""
         return frozenset(
@@ -136,7 +155,7 @@ def _tiers(
         model = name if t.model is None else t.model.replace("*", matched)
         label = alias if t.model is None else t.model
         by_priority.setdefault(t.priority, []).append(
-            Candidate(TargetKey(t.backend, model), t.weight, t.priority, label)
+            Candidate(TargetKey(t.backend, model), t.weight, t.priority, label, t.price)
         )
     return tuple(tuple(by_priority[p]) for p in sorted(by_priority))
 

@@ -19,8 +19,8 @@ from typing import NamedTuple
 
 from proxy import providers, redact, reload_guard, watch, workers
 from proxy.auth import Keyring
-from proxy.config import Backend, Config, ConfigError, Problem, Settings, parse
-from proxy.limits import Limiter
+from proxy.config import Backend, Config, ConfigError, Model, Problem, Settings, parse
+from proxy.discovery import Discovery
 from proxy.providers.base import Adapter
 from proxy.providers.transport import Transport
 from proxy.routing import RouteTable
@@ -74,7 +74,6 @@ class Runtime:
         settings = workers.current()
         self.path = path
         self.circuits = CircuitTable()  # bounded for targets expanded from glob aliases
-        self.limiter = Limiter(settings.worker_count)
         self.rng = random.Random()
         self.last_error: tuple[str, ...] = ()  # problems of the last failed reload
         self.reloads_ok = 0
@@ -84,7 +83,21 @@ class Runtime:
         self._lock = asyncio.Lock()
         self.file_sig = watch.signature(path)
         self.stamp = watch.Stamp(settings.stamp_path) if settings.stamp_path else None
+        # Models listed by `discover` backends: routed (and shown in /v1/models) as PREFIX/NAME.
+        self.discovered: tuple[Model, ...] = ()
+        self._discovery = Discovery(self._on_discovered)
         self.snapshot = self._build(config, None)  # `serve` logged this config's warnings
+        self.circuits.pin(self.snapshot.table.fixed_targets())
+
+    def _table(self, config: Config) -> RouteTable:
+        names = {b.name for b in config.backends}
+        found = [m for m in self.discovered if m.targets[0].backend in names]
+        return RouteTable(config).extended(found) if found else RouteTable(config)
+
+    def _on_discovered(self, models: tuple[Model, ...]) -> None:
+        self.discovered = models
+        old = self.snapshot
+        self.snapshot = old._replace(table=self._table(old.config))  # one swap, as a reload
         self.circuits.pin(self.snapshot.table.fixed_targets())
 
     def _build(self, config: Config, old: Snapshot | None) -> Snapshot:
@@ -106,7 +119,7 @@ class Runtime:
         generation = old.generation + 1 if old is not None else 1
         return Snapshot(
             config,
-            RouteTable(config),
+            self._table(config),
             Keyring.build(config.keys),
             backends,
             generation,
@@ -137,6 +150,7 @@ class Runtime:
             if refused:
                 return self._reject(reason, refused, loud=True)
             new = self._swap(config)
+            await self._discovery.update(config.backends)  # list at once; warns, never fails
             redact.remember(config)  # new secrets are masked in logs from now on
             self.reloads_ok += 1
             self.last_error = ()
@@ -189,6 +203,7 @@ class Runtime:
 
     async def watch(self) -> None:
         """Reload on a settled change of the file or the stamp. Runs until cancelled."""
+        await self._discovery.update(self.snapshot.config.backends)  # at start
         await watch.watch(self, self.stamp)
 
     def close_retired(self) -> None:
@@ -203,6 +218,7 @@ class Runtime:
         self._retired = keep
 
     async def close(self) -> None:
+        await self._discovery.close()
         transports = {id(s.transport): s.transport for s in self.snapshot.backends.values()}
         for t in self._retired:
             transports[id(t)] = t

@@ -77,6 +77,8 @@ class Decoder:
         if self._skip_lf and chunk[:1] == b"\n":
             chunk = chunk[1:]
         self._skip_lf = False
+        if not chunk:  # only the LF of a CRLF split across chunks
+            return []
         if b"\n" not in chunk and b"\r" not in chunk:
             # Still the same line: keep the piece (joining now would copy the line again for
             # every chunk), and bound how long a line may grow.

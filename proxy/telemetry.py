@@ -44,6 +44,7 @@ def configure(env: Mapping[str, str] | None = None) -> None:
     tracer.configure(env)
     metrics.set_prices(env)
     accesslog.configure(env)
+    accesslog.quiet_disconnects()
     redact.install_filter()
 
 

@@ -16,6 +16,8 @@ CONFIG_ENV = "LLM_PROXY_CONFIG"
 STAMP_ENV = "LLM_PROXY_RELOAD_STAMP"
 WORKERS_ENV = "LLM_PROXY_WORKER_COUNT"  # rate limits are split across workers
 METRICS_DIR_ENV = "LLM_PROXY_METRICS_DIR"
+HOST_ENV = "LLM_PROXY_BIND_HOST"
+GRACE_ENV = "LLM_PROXY_GRACE"
 
 
 class WorkerSettings(NamedTuple):
@@ -23,6 +25,13 @@ class WorkerSettings(NamedTuple):
     stamp_path: Path | None = None  # touched to make every worker reload
     worker_count: int = 1
     metrics_dir: Path | None = None  # one metrics file per worker, summed on scrape
+    host: str | None = None  # the address `serve` listens on (None: unknown, no serve)
+    grace: float | None = None  # seconds a request gets after SIGTERM before it is cut
+
+    @property
+    def shutdown_flag(self) -> Path | None:
+        """Written by `serve` when it is told to stop: workers then know their grace began."""
+        return None if self.stamp_path is None else self.stamp_path.with_name("shutdown")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "WorkerSettings":
@@ -34,11 +43,22 @@ class WorkerSettings(NamedTuple):
             count = max(1, int(env.get(WORKERS_ENV, "") or 1))
         except ValueError:
             count = 1
-        return cls(path(CONFIG_ENV), path(STAMP_ENV), count, path(METRICS_DIR_ENV))
+        host = env.get(HOST_ENV) or None
+        try:
+            grace: float | None = float(env.get(GRACE_ENV, "") or "nan")
+        except ValueError:
+            grace = None
+        if grace is not None and not grace > 0:
+            grace = None
+        return cls(path(CONFIG_ENV), path(STAMP_ENV), count, path(METRICS_DIR_ENV), host, grace)
 
     def to_env(self) -> dict[str, str]:
         """The variables `from_env` reads back (only the fields that are set)."""
         out = {WORKERS_ENV: str(self.worker_count)}
+        if self.host is not None:
+            out[HOST_ENV] = self.host
+        if self.grace is not None:
+            out[GRACE_ENV] = repr(self.grace)
         for name, value in (
             (CONFIG_ENV, self.config_path),
             (STAMP_ENV, self.stamp_path),

@@ -70,11 +70,9 @@ def upstream_answer(last: UpstreamFailure, front: Wire) -> tuple[int, RawHeaders
     """Failover spent on an upstream status: that status and body, in the client's protocol."""
     status = last.status or 502
     body = redact.scrub_body(last.body)
-    tr = None if front == last.wire else translate.pick(front, last.wire)
-    if tr is not None or not body:
-        body = (tr.error(status, body) if tr is not None else b"") or errors.body(
-            errors.BadGateway(f"upstream answered {status}"), front
-        )
+    translated = translate.error(front, last.wire, status, body)
+    if translated is not None or not body:
+        body = translated or errors.body(errors.BadGateway(f"upstream answered {status}"), front)
     headers: RawHeaders = [(b"content-type", b"application/json")]
     for name in ("retry-after", "retry-after-ms"):
         if name in last.headers:
@@ -85,5 +83,5 @@ def upstream_answer(last: UpstreamFailure, front: Wire) -> tuple[int, RawHeaders
 def client_error_body(status: int, data: bytes, front: Wire, wire: Wire) -> bytes:
     """An upstream's 400/413/422 body, scrubbed, in the client's protocol."""
     data = redact.scrub_body(data)
-    tr = None if front == wire else translate.pick(front, wire)
-    return tr.error(status, data) if tr is not None else data
+    translated = translate.error(front, wire, status, data)
+    return data if translated is None else translated

@@ -33,6 +33,7 @@ class Exchange:
         "_timer",
         "closed",
         "committed",
+        "extra",
         "front",
         "record",
         "request_id",
@@ -47,6 +48,7 @@ class Exchange:
         self.started = False  # the response head has gone out
         self.committed = False  # stream content has gone out: no more failover
         self.closed = False  # the response is complete (or ended by an error event)
+        self.extra: RawHeaders = []  # on every head this response sends (rate-limit state)
         self._interval = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._ping: asyncio.Task[None] | None = None
@@ -61,6 +63,7 @@ class Exchange:
         if self.record.status == 0:
             self.record.status = status
         headers.append((b"x-request-id", self.request_id.encode()))
+        headers.extend(self.extra)
         await self._send({"type": "http.response.start", "status": status, "headers": headers})
 
     async def stream_head(self, backend: tuple[str, str] | None = None) -> None:

@@ -19,6 +19,7 @@ import msgspec
 
 from proxy import errors, responses_route, synthesize, telemetry, tokens, translate
 from proxy.asgi import forwarded_headers
+from proxy.config import Price
 from proxy.core import answers, responses
 from proxy.core.exchange import Exchange
 from proxy.core.relay import relay
@@ -46,7 +47,7 @@ _encode = msgspec.json.Encoder().encode
 class Call:
     """One request on its way through the attempt loop."""
 
-    __slots__ = ("ex", "req", "runtime", "snapshot", "t0", "upstream_time")
+    __slots__ = ("ex", "price", "req", "runtime", "snapshot", "t0", "upstream_time")
 
     def __init__(
         self, req: ClientRequest, ex: Exchange, runtime: Runtime, snapshot: Snapshot, t0: float
@@ -57,6 +58,7 @@ class Call:
         self.snapshot = snapshot  # this request's table, whatever reloads happen meanwhile
         self.t0 = t0
         self.upstream_time = 0.0  # seconds spent waiting on upstreams (for the overhead)
+        self.price: Price | None = None  # the last target tried: what its tokens cost
 
 
 async def run(call: Call, route: Route) -> None:
@@ -100,6 +102,7 @@ async def _attempts(call: Call, route: Route, candidates: list[Candidate]) -> No
         rec.attempts += 1
         rec.backend, rec.provider_model = cand.key  # the last target tried is the one logged
         rec.backend_type = state.config.type
+        call.price = cand.price
         telemetry.attempt_started(cand.key.backend, cand.label)
         probe = circuit.begin(now)
         state.transport.in_flight += 1
@@ -200,12 +203,12 @@ async def _attempt(
                 stream = req.stream and config.stream
                 r = responses_route.route(
                     req.body, req.responses.request, config, wire, key.model, stream,
-                    req.responses.history,
+                    req.responses.history, state.adapter.translator,
                 )  # fmt: skip
                 endpoint, body = r.endpoint, r.body
             else:
                 endpoint = endpoint_on(req.endpoint, wire)
-                body = body_for(req, wire, config.stream, key.model)
+                body = body_for(req, wire, config.stream, key.model, state.adapter.translator)
             request = state.adapter.build(
                 endpoint,
                 clamp_output(body, wire, config.max_output_tokens),
@@ -257,7 +260,8 @@ async def _exchange(
             await _relay_responses(call, state, key, upstream, span, req.responses)
             return headers_at - sent
         if req.stream and state.config.stream:
-            tr = None if req.front == wire else translate.pick(req.front, wire)
+            own = state.adapter.translator
+            tr = None if req.front == wire else translate.choose(req.front, wire, own)
             stream = Stream(
                 req.front,
                 tr.Stream(
@@ -270,6 +274,7 @@ async def _exchange(
                 else None,
                 req.include_usage,
                 upstream=wire,
+                framing=state.adapter.framing,
             )
             await relay(ex, upstream, stream, key, span, call.t0)
             return headers_at - sent
@@ -277,7 +282,7 @@ async def _exchange(
         call.upstream_time += time.perf_counter() - headers_at
     finally:
         upstream.release()
-    await _answer(call, key, wire, data, span, upstream)
+    await _answer(call, key, state, data, span, upstream)
     return headers_at - sent
 
 
@@ -292,7 +297,7 @@ async def _relay_responses(
     """A Responses stream: relayed as it is from a Responses backend, else translated (and,
     once complete, stored for continuations)."""
     wire = state.adapter.wire
-    tr = responses_route.translator_for(state.config, wire)
+    tr = responses_route.translator_for(state.config, wire, state.adapter.translator)
     translated = (
         tr.Stream(call.req.model, id=resp.id, created=resp.created, request=resp.request)
         if tr is not None
@@ -307,7 +312,7 @@ async def _relay_responses(
 async def _answer(
     call: Call,
     key: TargetKey,
-    wire: errors.Wire,
+    state: BackendState,
     data: bytes,
     span: AttemptSpan,
     upstream: UpstreamResponse,
@@ -317,10 +322,11 @@ async def _answer(
     req, ex = call.req, call.ex
     rec = ex.record
     resp = req.responses
-    tr = None if req.front == wire else translate.pick(req.front, wire)
+    wire = state.adapter.wire
+    tr = None if req.front == wire else translate.choose(req.front, wire, state.adapter.translator)
     try:
         if resp is not None:
-            data = await _responses_answer(call, resp, key, wire, data)
+            data = await _responses_answer(call, resp, state, data)
             usage = from_body(data, "anthropic")  # input_tokens / output_tokens, as Anthropic
         else:
             if tr is not None:
@@ -357,12 +363,11 @@ async def _answer(
 
 
 async def _responses_answer(
-    call: Call, resp: ResponsesCall, key: TargetKey, wire: errors.Wire, data: bytes
+    call: Call, resp: ResponsesCall, state: BackendState, data: bytes
 ) -> bytes:
     """A whole answer for a Responses client: translated (and stored) unless the backend
     speaks the Responses API itself."""
-    config = call.snapshot.backends[key.backend].config
-    tr = responses_route.translator_for(config, wire)
+    tr = responses_route.translator_for(state.config, state.adapter.wire, state.adapter.translator)
     if tr is None:
         return data
     out = tr.response(data, call.req.model, id=resp.id, created=resp.created, request=resp.request)

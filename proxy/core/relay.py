@@ -25,7 +25,9 @@ async def relay(
 ) -> None:
     """Relay one upstream SSE response to the client; raises `UpstreamFailure` if it fails."""
     ctype = upstream.headers.get("content-type", "")
-    if "event-stream" not in ctype:
+    # NDJSON servers label it variously (application/x-ndjson, application/json, text/plain):
+    # the line decoder and the translator judge the bytes instead.
+    if stream.framing == "sse" and "event-stream" not in ctype:
         raise UpstreamFailure(
             "protocol", f"upstream answered a stream request with {ctype or 'no content type'}"
         )

@@ -46,11 +46,18 @@ def endpoint_on(endpoint: Endpoint, wire: Wire) -> Endpoint:
     return _ENDPOINT_ON.get((endpoint, wire), endpoint)
 
 
-def body_for(req: ClientRequest, wire: Wire, backend_streams: bool, model: str) -> bytes:
+def body_for(
+    req: ClientRequest,
+    wire: Wire,
+    backend_streams: bool,
+    model: str,
+    own: translate.Translator | None = None,
+) -> bytes:
     """The request body for a backend speaking `wire` (raises `TranslationError`, a 400, for
-    client input the backend's protocol cannot express)."""
+    client input the backend's protocol cannot express); `own` is the backend's own
+    translator, when its mapping is configuration (`type: http`)."""
     stream = req.stream and backend_streams
-    tr = None if req.front == wire else translate.pick(req.front, wire)
+    tr = None if req.front == wire else translate.choose(req.front, wire, own)
     if tr is not None:
         return tr.request(req.body, model, stream)
     fields = req.fields

@@ -22,14 +22,23 @@ The rules it keeps:
   (`max_frame`): an upstream that never ends a frame fails instead of growing memory.
 """
 
-from typing import Any, Literal, NamedTuple
+from typing import NamedTuple
 
 import msgspec
 
-from proxy import redact, sse
+from proxy import ndjson, redact, sse
+from proxy.core.events import (
+    Verdict,
+    decode_anthropic,
+    decode_chunk,
+    error_message,
+    first_error,
+    verdict,
+)
 from proxy.errors import UpstreamFailure, Wire
+from proxy.providers.base import Framing
 from proxy.translate import StreamTranslator, responses_output, responses_replay
-from proxy.usage import AnthropicUsage, Usage, anthropic_usage, from_openai_dict
+from proxy.usage import Usage, anthropic_usage, from_openai_dict
 
 _FAILED = b"event: response.failed"  # a Responses stream's own failure event
 MAX_FRAME = 16 * 2**20  # bytes of one unfinished frame, or of the held preamble
@@ -48,108 +57,6 @@ class End(NamedTuple):
 
 
 Action = Commit | Data | End | UpstreamFailure
-Verdict = Literal["hold", "commit", "error"]
-
-
-# msgspec reads `Raw | None` as "null only": containers of Raw skip decoding and accept any.
-class _Delta(msgspec.Struct):
-    content: str | None = None
-    tool_calls: list[msgspec.Raw] | None = None
-    function_call: dict[str, msgspec.Raw] | None = None
-    refusal: str | None = None
-    reasoning_content: str | None = None
-
-
-class _Choice(msgspec.Struct):
-    delta: _Delta | None = None
-    finish_reason: str | None = None
-    text: str | None = None
-
-
-class _Chunk(msgspec.Struct):
-    choices: list[_Choice] | None = None
-    error: dict[str, msgspec.Raw] | str | None = None
-    usage: dict[str, Any] | None = None
-
-
-class _AnthropicBlock(msgspec.Struct):
-    type: str = ""
-    text: str | None = None
-
-
-class _AnthropicMessage(msgspec.Struct):
-    usage: AnthropicUsage | None = None
-
-
-class _AnthropicEvent(msgspec.Struct):
-    type: str = ""
-    content_block: _AnthropicBlock | None = None
-    error: dict[str, msgspec.Raw] | None = None
-    message: _AnthropicMessage | None = None
-    usage: AnthropicUsage | None = None
-
-
-_chunk = msgspec.json.Decoder(_Chunk)
-_anthropic_event = msgspec.json.Decoder(_AnthropicEvent)
-_error_body = msgspec.json.Decoder(dict[str, Any])
-
-
-def verdict(wire: Wire, event: sse.Event) -> Verdict:
-    """Does this client-protocol event commit the stream, fail it, or belong to the preamble?"""
-    if wire == "anthropic":
-        try:
-            ev = _anthropic_event.decode(event.data)
-        except msgspec.DecodeError:
-            return "error"
-        kind = ev.type or event.event
-        if kind in ("message_start", "ping"):
-            return "hold"
-        if kind == "error":
-            return "error"
-        if kind == "content_block_start":
-            block = ev.content_block
-            text_start = block is not None and block.type == "text" and not block.text
-            return "hold" if text_start else "commit"
-        return "commit"
-    if event.data.startswith("[DONE]"):
-        return "commit"
-    try:
-        chunk = _chunk.decode(event.data)
-    except msgspec.DecodeError:
-        return "error"
-    if chunk.error is not None:
-        return "error"
-    if not chunk.choices:
-        return "commit" if chunk.usage else "hold"
-    for c in chunk.choices:
-        d = c.delta
-        if c.finish_reason or c.text:
-            return "commit"
-        if d is not None and (
-            d.content or d.tool_calls or d.function_call or d.refusal or d.reasoning_content
-        ):
-            return "commit"
-    return "hold"
-
-
-def error_message(data: str) -> str:
-    """The message of an upstream error event, credentials masked."""
-    try:
-        body = _error_body.decode(data)
-    except msgspec.DecodeError:
-        return "upstream sent malformed stream data"
-    err = body.get("error")
-    if isinstance(err, dict) and isinstance(err.get("message"), str):
-        # Upstreams quote keys ("Incorrect API key provided: sk-..."): never pass them on.
-        return "upstream stream error: " + redact.scrub(str(err["message"])[:300])
-    return "upstream stream error"
-
-
-def _first_error(events: list[sse.Event]) -> str | None:
-    for e in events:
-        if e.event == "error" or e.data.startswith('{"error"'):
-            return error_message(e.data)
-    return None
 
 
 def _encode(events: list[sse.Event]) -> bytes:
@@ -176,6 +83,7 @@ class Stream:
         include_usage: bool,
         max_frame: int = MAX_FRAME,
         upstream: Wire | None = None,
+        framing: Framing = "sse",
         *,
         responses: bool = False,
     ) -> None:
@@ -190,7 +98,12 @@ class Stream:
         self._tr = translator
         self._include_usage = include_usage
         self._max = max_frame
-        self._decoder = sse.Decoder(max_frame)
+        # NDJSON upstreams (Ollama, some `type: http` servers) are always translated: their
+        # lines reach the translator as events, as SSE events do.
+        self.framing: Framing = framing
+        self._decoder: sse.Decoder | ndjson.Decoder = (
+            ndjson.Decoder(max_frame) if framing == "ndjson" else sse.Decoder(max_frame)
+        )
         self._held: list[bytes] = []  # pass-through: upstream bytes before commit
         self._held_events: list[sse.Event] = []  # translated: client events before commit
         self._held_size = 0
@@ -223,11 +136,12 @@ class Stream:
         """The upstream stream ended."""
         if self.done:
             return []
+        tail = self._last_line()
         self.done = True
         tr = self._tr
         if not self.committed:
             if tr is not None and tr.finish is not None and self._upstream_complete():
-                held = [*self._held_events, *tr.close()]
+                held = [*self._held_events, *tail, *tr.close()]
                 if any(self._verdict(e) == "commit" for e in held):
                     self.committed = True
                     self._take_usage()
@@ -241,9 +155,20 @@ class Stream:
                 return [_truncated()]
             return [End(b"")]
         self._take_usage()
+        error = first_error(tail)
+        if error is not None:
+            return [Data(_encode(tail)), UpstreamFailure("stream_error", error, reported=True)]
         if tr.finish is None or not self._upstream_complete():
-            return [_truncated()]
-        return [End(_encode(tr.close()))]
+            return [Data(_encode(tail)), _truncated()] if tail else [_truncated()]
+        return [End(_encode([*tail, *tr.close()]))]
+
+    def _last_line(self) -> list[sse.Event]:
+        """An NDJSON stream's last line when no newline followed it, translated."""
+        if self._tr is None or not isinstance(self._decoder, ndjson.Decoder):
+            return []
+        tail = [e for ev in self._decoder.close() for e in self._tr.feed(ev)]
+        self._take_usage()
+        return tail
 
     # -- before commit -------------------------------------------------------------------
 
@@ -286,7 +211,7 @@ class Stream:
         self.committed = True
         held_events, self._held_events = self._held_events, []
         actions: list[Action] = [Commit(_encode(held_events))]
-        error = _first_error(held_events)
+        error = first_error(held_events)
         if error is not None:
             actions.append(self._fail(UpstreamFailure("stream_error", error, reported=True))[0])
         return actions
@@ -337,7 +262,7 @@ class Stream:
         if not out:
             return []
         actions: list[Action] = [Data(_encode(out))]
-        error = _first_error(out)
+        error = first_error(out)
         if error is not None:
             actions.extend(self._fail(UpstreamFailure("stream_error", error, reported=True)))
         return actions
@@ -366,7 +291,7 @@ class Stream:
             if b'"usage":{' in frame or b'"usage": {' in frame:
                 data = frame.partition(b"data:")[2].strip()
                 try:
-                    chunk = _chunk.decode(data)
+                    chunk = decode_chunk(data)
                 except msgspec.DecodeError:
                     kept.append(frame)
                     continue
@@ -382,7 +307,7 @@ class Stream:
         if event.event not in ("message_start", "message_delta"):
             return
         try:
-            ev = _anthropic_event.decode(event.data)
+            ev = decode_anthropic(event.data)
         except msgspec.DecodeError:
             return
         found = ev.message.usage if ev.message is not None else ev.usage
@@ -435,8 +360,9 @@ class Stream:
             self._upstream_ended = self._upstream_ended or event.event == "message_stop"
 
     def _upstream_complete(self) -> bool:
-        """OpenAI and Anthropic streams end with a marker; Gemini's end on close."""
-        return self._upstream == "gemini" or self._upstream_ended
+        """OpenAI and Anthropic streams end with a marker; Gemini's, Ollama's and `type: http`
+        ones end on close (their translator knows whether a finish arrived)."""
+        return self._upstream in ("gemini", "ollama", "http") or self._upstream_ended
 
     def _take_usage(self) -> None:
         if self._tr is not None and self._tr.usage is not None:

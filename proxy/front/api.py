@@ -10,11 +10,11 @@ it ended (cancelled by the client or the server included).
 
 import asyncio
 import logging
-import math
 import time
+from pathlib import Path
 
 from proxy import accesslog, asgi, auth, errors, responses_store, telemetry
-from proxy.config import ClientKey, Settings
+from proxy.config import Settings
 from proxy.core import forward
 from proxy.core.exchange import Exchange
 from proxy.core.responses import ResponsesCall
@@ -25,6 +25,9 @@ from proxy.providers.base import Endpoint
 from proxy.record import RequestRecord
 from proxy.responses_store import MemoryStore, ResponsesStore
 from proxy.runtime import Runtime
+from proxy.state import governance
+from proxy.state.governor import Governor
+from proxy.state.store import Verdict
 from proxy.tracing import tracer
 from proxy.translate import responses_chat
 
@@ -37,6 +40,15 @@ class Api:
     def __init__(self) -> None:
         self.runtime: Runtime | None = None
         self.responses_store: ResponsesStore | None = None  # made on first use, per worker
+        self.governor: Governor | None = None  # limits, budgets and the usage ledger
+        self._open: set[asyncio.Task[object]] = set()  # requests being served
+        self._closing = False  # grace is nearly over: open requests are being ended
+
+    def close_open(self) -> None:
+        """End every request still being served (the worker is about to be killed)."""
+        self._closing = True
+        for task in list(self._open):
+            task.cancel()
 
     async def chat(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
         await self._handle(scope, receive, send, "chat", "openai")
@@ -150,14 +162,21 @@ class Api:
         settings = snapshot.settings
         rec = ex.record
         watchdog: asgi.Watchdog | None = None
-        caller = auth.ANONYMOUS
+        task = asyncio.current_task()
+        if task is not None:
+            self._open.add(task)
+        governor = self.governor
+        verdict: Verdict | None = None
+        call: forward.Call | None = None
         counted = False
         try:
             caller = snapshot.keyring.identify(
                 headers.get(b"authorization"), headers.get(b"x-api-key")
             )
             rec.key_name = caller.name
-            body = await asgi.read_body(headers, receive, settings.max_body)
+            _check_json(headers.get(b"content-type"))
+            timeouts = settings.timeouts
+            body = await asgi.read_body(headers, receive, settings.max_body, timeouts.client_body)
             fields, model, stream, include_usage = parse(body, endpoint)
             rec.stream = stream
             telemetry.request_started(stream)
@@ -169,9 +188,16 @@ class Api:
                 raise errors.UnknownModel(
                     f"model '{model}' is not routed here; known: {known}", param="model"
                 )
-            if caller.rpm is not None or caller.tpm is not None:
-                _admit(runtime, caller)
             rec.alias = route.alias
+            if governor is not None:  # after auth and the model check: a refusal costs nothing
+                verdict = await governor.admit(
+                    caller, route.alias, len(body), governance.max_tokens_of(fields)
+                )
+                if verdict is not None:
+                    ex.extra = governance.headers(verdict)
+                    if not verdict.allowed:
+                        admitted, verdict = verdict, None
+                        raise governance.error_for(admitted, caller.name)
             if settings.log_prompts != "none":
                 rec.prompt = accesslog.prompt_text(fields)
             extra = await self._responses_call(body, settings) if endpoint == "responses" else None
@@ -182,16 +208,22 @@ class Api:
             watchdog = asgi.Watchdog(
                 receive, settings.timeouts.total, settings.on_disconnect == "drain"
             )
-            await forward.run(forward.Call(req, ex, runtime, snapshot, t0), route)
+            call = forward.Call(req, ex, runtime, snapshot, t0)
+            await forward.run(call, route)
         except errors.ProxyError as err:
             await ex.fail(err, _attempts_header(rec))
         except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if watchdog is None or task is None or not (watchdog.gone or watchdog.expired):
+            ours = watchdog is not None and (watchdog.gone or watchdog.expired)
+            if task is None or not (ours or self._closing):
                 raise
-            task.uncancel()  # our own cancel: the client left, or the deadline passed
-            if watchdog.gone:
+            task.uncancel()  # our own cancel: the client left, the deadline passed, shutdown
+            if watchdog is not None and watchdog.gone:
                 rec.error_type = "client_disconnected"
+            elif self._closing and not (watchdog is not None and watchdog.expired):
+                stopping = errors.ShuttingDown(
+                    "the gateway is shutting down and its grace period is over; retry"
+                )
+                await ex.fail(stopping, _attempts_header(rec))
             else:
                 total = settings.timeouts.total
                 expired = errors.GatewayTimeout(
@@ -205,13 +237,37 @@ class Api:
             )
             await ex.fail(internal, _attempts_header(rec))
         finally:
+            if task is not None:
+                self._open.discard(task)
             if watchdog is not None:
                 watchdog.close()
             if counted:
                 telemetry.request_ended(rec.stream)
-            if caller.tpm is not None and rec.tokens_in is not None:
-                used = rec.tokens_in + (rec.tokens_out or 0)
-                runtime.limiter.charge(caller.name, used, caller.tpm, time.monotonic())
+            if governor is not None and call is not None:
+                rec.cost = await governor.finish(
+                    verdict,
+                    key_name=rec.key_name or "",
+                    alias=rec.alias or "",
+                    backend=rec.backend or "",
+                    provider_model=rec.provider_model or "",
+                    price=call.price,
+                    input_tokens=rec.tokens_in,
+                    output_tokens=rec.tokens_out,
+                    error=rec.status >= 400 or rec.error_type is not None,
+                )
+
+
+SHUTDOWN_MARGIN = 1.0  # seconds before the kill that open requests are ended
+
+
+async def watch_shutdown(api: Api, flag: Path, grace: float, poll: float = 0.25) -> None:
+    """Run until cancelled: once `serve` writes `flag` (it was told to stop), wait until just
+    before the grace period ends, then end every open request in its own protocol (an error
+    event on a stream, a 503 otherwise), so each is answered and logged before the kill."""
+    while not await asyncio.to_thread(flag.exists):  # noqa: ASYNC110 (a file is the signal)
+        await asyncio.sleep(poll)
+    await asyncio.sleep(max(0.0, grace - SHUTDOWN_MARGIN - poll))
+    api.close_open()
 
 
 def _attempts_header(rec: RequestRecord) -> list[tuple[bytes, bytes]]:
@@ -219,12 +275,13 @@ def _attempts_header(rec: RequestRecord) -> list[tuple[bytes, bytes]]:
     return [(b"x-proxy-attempts", str(rec.attempts).encode())] if rec.alias is not None else []
 
 
-def _admit(runtime: Runtime, caller: ClientKey) -> None:
-    verdict = runtime.limiter.admit(caller.name, caller.rpm, caller.tpm, time.monotonic())
-    if not verdict.allowed:
-        wait = max(1, math.ceil(verdict.retry_after))
-        raise errors.RateLimited(
-            f"key '{caller.name}' is over its rate limit ({verdict.reason} per minute); "
-            f"retry after {wait}s",
-            headers=(("retry-after", str(wait)), ("x-should-retry", "true")),
-        )
+def _check_json(content_type: bytes | None) -> None:
+    """JSON endpoints take JSON only: a cross-site page can send `text/plain` without a CORS
+    preflight, and must not get to spend the gateway's backend keys that way."""
+    media = (content_type or b"").split(b";", 1)[0].strip().lower()
+    if media == b"application/json" or media.endswith(b"+json"):
+        return
+    shown = media.decode("latin-1") or "none"
+    raise errors.UnsupportedMediaType(
+        f"send the request body as JSON with 'content-type: application/json' (got {shown})"
+    )

@@ -11,9 +11,21 @@ from proxy.errors import UpstreamFailure, Wire
 
 if TYPE_CHECKING:
     from proxy.config import Backend
+    from proxy.translate.common import Translator
 
-__all__ = ["Adapter", "Endpoint", "Header", "HttpAdapter", "Unsupported", "UpstreamRequest", "Wire"]
+__all__ = [
+    "Adapter",
+    "Endpoint",
+    "Framing",
+    "Header",
+    "HttpAdapter",
+    "Unsupported",
+    "UpstreamRequest",
+    "Wire",
+]
 Header = tuple[str, str]
+# How a streamed answer is framed: SSE events, or one JSON document per line (Ollama).
+Framing = Literal["sse", "ndjson"]
 
 # Front-door endpoints, by the path the client used (query strings never matter).
 # "responses" is built only for OpenAI backends with `responses: true` (pass-through); a
@@ -30,6 +42,10 @@ class UpstreamRequest(NamedTuple):
 
 class Adapter(Protocol):
     wire: Wire  # what the backend speaks
+    framing: Framing  # how its streams are framed
+    # The backend's own translator, when its mapping is configuration (type: http); None:
+    # `translate.pick(front, wire)` finds it. `translate.choose` asks both.
+    translator: "Translator | None"
 
     def build(
         self,
@@ -61,6 +77,8 @@ class HttpAdapter:
 
     AUTH_HEADER = "authorization"
     AUTH_PREFIX = "Bearer "
+    framing: Framing = "sse"
+    translator: "Translator | None" = None
 
     def __init__(self, backend: "Backend") -> None:
         self._base = backend.base_url.rstrip("/")

@@ -17,7 +17,8 @@ from typing import Any
 import msgspec
 
 from proxy.config import Backend
-from proxy.providers.base import Endpoint, Header, Unsupported, UpstreamRequest, Wire
+from proxy.providers.base import Endpoint, Framing, Header, Unsupported, UpstreamRequest, Wire
+from proxy.translate.common import Translator
 
 _WORDS = [
     "the",
@@ -72,6 +73,8 @@ _PATHS = {"chat": "chat/completions", "completions": "completions", "embeddings"
 
 class MockAdapter:
     wire: Wire = "openai"
+    framing: Framing = "sse"
+    translator: Translator | None = None
 
     def __init__(self, backend: Backend) -> None:
         self._prefix = f"mock://{backend.name}/"

@@ -8,6 +8,7 @@ decompress (bytes pass through as the upstream sent them), and bound every wait:
 `connect` by the connector, `first_byte` until response headers, `idle` between chunks.
 """
 
+import zlib
 from collections.abc import Mapping
 from typing import Protocol
 
@@ -88,6 +89,47 @@ class _HttpResponse:
         self._resp.release()
 
 
+class _Inflating:
+    """An upstream answer sent compressed although the gateway asked for identity: inflated
+    here, so usage stays readable and the client gets plain bytes (a misconfigured proxy in
+    front of a backend does this; it is not a malformed answer)."""
+
+    __slots__ = ("_inner", "_zlib", "headers", "status")
+
+    def __init__(self, inner: _HttpResponse, encoding: str) -> None:
+        self._inner = inner
+        gzip = encoding in ("gzip", "x-gzip")
+        self._zlib = zlib.decompressobj(zlib.MAX_WBITS | 16 if gzip else zlib.MAX_WBITS)
+        self.status = inner.status
+        self.headers = inner.headers
+
+    def _inflate(self, data: bytes, limit: int) -> bytes:
+        try:
+            out = self._zlib.decompress(data, limit + 1)
+        except zlib.error as exc:
+            message = f"upstream sent a broken compressed body: {exc}"
+            raise UpstreamFailure("protocol", message) from exc
+        if len(out) > limit or self._zlib.unconsumed_tail:
+            raise UpstreamFailure("protocol", f"upstream response larger than {limit} bytes")
+        return out
+
+    async def read_chunk(self) -> bytes:
+        while chunk := await self._inner.read_chunk():
+            out = self._inflate(chunk, MAX_INFLATED)
+            if out:
+                return out
+        return self._zlib.flush()
+
+    async def read(self, limit: int) -> bytes:
+        return self._inflate(await self._inner.read(limit), limit)
+
+    def release(self) -> None:
+        self._inner.release()
+
+
+MAX_INFLATED = 64 * 2**20  # bytes one compressed upstream chunk may inflate to
+
+
 class HttpTransport:
     """A pooled aiohttp session for one backend."""
 
@@ -137,7 +179,11 @@ class HttpTransport:
             conn = resp.connection
             if conn is not None and conn.protocol is not None:
                 conn.protocol.read_timeout = t.idle
-        return _HttpResponse(resp, t.idle)
+        answer = _HttpResponse(resp, t.idle)
+        encoding = resp.headers.get("content-encoding", "identity").strip().lower()
+        if encoding in ("gzip", "x-gzip", "deflate"):
+            return _Inflating(answer, encoding)
+        return answer
 
     async def close(self) -> None:
         await self._session.close()

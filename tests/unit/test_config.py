@@ -215,7 +215,8 @@ def test_unknown_keys_with_did_you_mean() -> None:
     assert found == [
         "routes.yaml:5:5: unknown key 'zzz' in backend 'b'; expected one of: type, base_url,"
         " api_key, api_version, headers, max_connections, stream, max_output_tokens, responses,"
-        " latency, interval, tokens, chunks"
+        " latency, interval, tokens, chunks, options, keep_alive, discover, prefix, request,"
+        " response"
     ]
 
 
@@ -250,11 +251,12 @@ def test_settings_values_convert() -> None:
 
 def test_backend_type_problems() -> None:
     assert problems(with_backend("type: opnai")) == [
-        "routes.yaml:4:11: expected one of openai, azure, anthropic, gemini, mock;"
-        " got 'opnai'; did you mean 'openai'?"
+        "routes.yaml:4:11: expected one of openai, azure, anthropic, gemini, mock, ollama,"
+        " http, huggingface; got 'opnai'; did you mean 'openai'?"
     ]
     assert problems(with_backend("base_url: http://x")) == [
-        "routes.yaml:3:3: backend 'b' needs a type: openai, azure, anthropic, gemini, mock"
+        "routes.yaml:3:3: backend 'b' needs a type: openai, azure, anthropic, gemini, mock,"
+        " ollama, http, huggingface"
     ]
 
 

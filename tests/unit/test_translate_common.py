@@ -284,6 +284,8 @@ def test_translate_modules_are_pure(path: Path) -> None:
         "logging",
         "re",
         "hashlib",
+        "base64",
+        "struct",
         "msgspec",
         "proxy",
         "schemas",

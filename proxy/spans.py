@@ -1,0 +1,174 @@
+"""The span handles behind the tracing hooks: what a request or an attempt records, and the
+one shared no-op handle every hook hands back when tracing is off or a span is not sampled.
+
+Attribute names follow the OTel GenAI and HTTP conventions; gateway facts are `llm_proxy.*`.
+"""
+
+import time
+from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING, Any, Protocol
+
+from proxy.record import RequestRecord
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
+AttrValue = str | bool | int | float
+PROVIDER_NAMES = {
+    "openai": "openai",
+    "azure": "azure.ai.openai",
+    "anthropic": "anthropic",
+    "gemini": "gcp.gemini",
+    "mock": "llm_proxy.mock",
+}
+OPERATIONS = {
+    "chat": "chat",
+    "messages": "chat",
+    "completions": "text_completion",
+    "embeddings": "embeddings",
+    "count_tokens": "count_tokens",
+}
+# Short names for `.set(...)`; any other short name becomes `llm_proxy.<name>`.
+ATTRIBUTES = {
+    "alias": "llm_proxy.alias",
+    "backend": "llm_proxy.backend",
+    "attempt": "llm_proxy.attempt",
+    "attempts": "llm_proxy.attempts",
+    "circuit": "llm_proxy.circuit_state",
+    "cache": "llm_proxy.cache",
+    "request_id": "llm_proxy.request_id",
+    "key_name": "llm_proxy.key_name",
+    "operation": "gen_ai.operation.name",
+    "provider": "gen_ai.provider.name",
+    "request_model": "gen_ai.request.model",
+    "response_model": "gen_ai.response.model",
+    "response_id": "gen_ai.response.id",
+    "finish_reasons": "gen_ai.response.finish_reasons",
+    "input_tokens": "gen_ai.usage.input_tokens",
+    "output_tokens": "gen_ai.usage.output_tokens",
+    "status": "http.response.status_code",
+    "error": "error.type",
+    "server_address": "server.address",
+    "server_port": "server.port",
+}
+FIRST_TOKEN = "gen_ai.first_token"  # span event; its attribute: seconds since the span began
+TTFT_ATTRIBUTE = "gen_ai.response.time_to_first_chunk"
+
+
+class Requested(Protocol):
+    """What an attempt span reads of the client's request."""
+
+    @property
+    def endpoint(self) -> str: ...
+    @property
+    def stream(self) -> bool: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def request_id(self) -> str: ...
+
+
+class AttemptSpan(Protocol):
+    def fail(self, kind: str) -> None: ...
+    def set(self, attrs: Mapping[str, AttrValue | None] | None = None, /, **short: Any) -> None: ...
+    def event(self, name: str, attrs: Mapping[str, AttrValue] | None = None) -> None: ...
+    def usage(self, input_tokens: int | None, output_tokens: int | None) -> None: ...
+    def first_token(self) -> None: ...
+
+
+class RequestSpan(AttemptSpan, Protocol):
+    def record(self, rec: "RequestRecord") -> None: ...
+
+
+class NoSpan:
+    """What every hook hands back when tracing is off (or the span is not sampled)."""
+
+    __slots__ = ()
+
+    def fail(self, kind: str) -> None:
+        return None
+
+    def set(self, attrs: Mapping[str, AttrValue | None] | None = None, /, **short: Any) -> None:
+        return None
+
+    def event(self, name: str, attrs: Mapping[str, AttrValue] | None = None) -> None:
+        return None
+
+    def usage(self, input_tokens: int | None, output_tokens: int | None) -> None:
+        return None
+
+    def first_token(self) -> None:
+        return None
+
+    def record(self, rec: "RequestRecord") -> None:
+        return None
+
+
+NO_SPAN = NoSpan()
+NULL: AbstractContextManager[NoSpan] = nullcontext(NO_SPAN)
+
+
+class Recording:
+    """A recording span behind the hook interface."""
+
+    __slots__ = ("_first", "_parent", "_span", "_start")
+
+    def __init__(self, span: "Span", parent: "Recording | None" = None) -> None:
+        self._span = span
+        self._parent = parent
+        self._start = time.perf_counter()
+        self._first = False
+
+    def set(self, attrs: Mapping[str, AttrValue | None] | None = None, /, **short: Any) -> None:
+        span = self._span
+        if attrs:
+            for name, value in attrs.items():
+                if value is not None:
+                    span.set_attribute(name, value)
+        for name, value in short.items():
+            if value is not None:
+                span.set_attribute(ATTRIBUTES.get(name) or "llm_proxy." + name, value)
+
+    def event(self, name: str, attrs: Mapping[str, AttrValue] | None = None) -> None:
+        self._span.add_event(name, attributes=attrs)
+
+    def fail(self, kind: str) -> None:
+        from opentelemetry.trace import Status, StatusCode
+
+        self._span.set_attribute("error.type", kind)
+        self._span.set_status(Status(StatusCode.ERROR))
+
+    def usage(self, input_tokens: int | None, output_tokens: int | None) -> None:
+        self.set(input_tokens=input_tokens, output_tokens=output_tokens)
+
+    def first_token(self) -> None:
+        if self._first:
+            return
+        self._first = True
+        elapsed = time.perf_counter() - self._start
+        self._span.set_attribute(TTFT_ATTRIBUTE, elapsed)
+        self._span.add_event(FIRST_TOKEN, {TTFT_ATTRIBUTE: elapsed})
+        if self._parent is not None:
+            self._parent.first_token()
+
+    def record(self, rec: "RequestRecord") -> None:
+        """The finished request's facts, per the HTTP server and GenAI conventions."""
+        self.set(
+            request_id=rec.request_id,
+            operation=OPERATIONS.get(rec.endpoint, rec.endpoint),
+            provider=PROVIDER_NAMES.get(rec.backend_type or "", rec.backend_type),
+            request_model=rec.alias,
+            response_model=rec.provider_model,
+            alias=rec.alias,
+            backend=rec.backend,
+            key_name=rec.key_name,
+            attempts=rec.attempts,
+            cache=rec.cache,
+            input_tokens=rec.tokens_in,
+            output_tokens=rec.tokens_out,
+            overhead_ms=rec.overhead_ms,
+            status=rec.status or None,
+        )
+        if rec.status >= 500 or rec.status == 0:  # 4xx leaves a server span's status unset
+            self.fail(rec.error_type or (str(rec.status) if rec.status else "incomplete"))
