@@ -303,7 +303,14 @@ async def _relay_responses(
         if tr is not None
         else None
     )
-    stream = Stream(call.req.front, translated, False, upstream=wire, responses=True)
+    stream = Stream(
+        call.req.front,
+        translated,
+        False,
+        upstream=wire,
+        framing=state.adapter.framing,
+        responses=True,
+    )
     await relay(call.ex, upstream, stream, key, span, call.t0)
     if translated is not None:
         await responses.keep(resp, translated.response)
