@@ -23,10 +23,12 @@ import msgspec
 import yaml
 
 from proxy import config_governance as gov
+from proxy import config_sessions
 from proxy.config_backends import FIELDS as _NEW_BACKEND_FIELDS
 from proxy.config_backends import OptionValue, hf_token
 from proxy.config_backends import read as _read_new_fields
 from proxy.config_governance import Budget, Limits, Price, StateFailure
+from proxy.config_sessions import Commands, LoopDetection, Sessions
 from proxy.config_yaml import (
     BOOL,
     Fields,
@@ -54,14 +56,17 @@ __all__ = [
     "BackendType",
     "Budget",
     "ClientKey",
+    "Commands",
     "Config",
     "ConfigError",
     "Limits",
+    "LoopDetection",
     "Model",
     "Price",
     "Problem",
     "ResponsesStoreSettings",
     "Secret",
+    "Sessions",
     "Settings",
     "Target",
     "Timeouts",
@@ -144,6 +149,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # on a loopback address, any host otherwise.
     allowed_hosts: tuple[str, ...] | None = None
     cors_origins: tuple[str, ...] = ()  # origins whose browsers may call the API ("*": any)
+    sessions: Sessions = Sessions()
+    commands: Commands = Commands()
+    loop_detection: LoopDetection = LoopDetection()
     responses_store: ResponsesStoreSettings = ResponsesStoreSettings()
 
 
@@ -196,6 +204,7 @@ class Model(msgspec.Struct, frozen=True, kw_only=True):
     alias: str  # may be a glob with "*"
     targets: tuple[Target, ...]  # never empty
     strategy: Strategy = "weighted"
+    loop_detection: LoopDetection = LoopDetection()  # settings' own unless the model sets one
 
 
 class ClientKey(msgspec.Struct, frozen=True, kw_only=True):
@@ -252,6 +261,7 @@ _SETTINGS = (
     *("log_prompts", "admin_key", "keepalive", "on_disconnect"),
     *("state", "state_failure", "state_timeout", "metrics_key"),
     *("allowed_hosts", "cors_origins", "responses_store"),
+    *("sessions", "commands", "loop_detection"),
 )
 _RESPONSES_STORE = ("ttl", "max_bytes")
 _TIMEOUTS = ("connect", "first_byte", "idle", "total", "client_body")
@@ -263,7 +273,7 @@ _BACKEND = (
     *_MOCK_KNOBS,
     *_NEW_BACKEND_FIELDS,
 )
-_MODEL = ("targets", "strategy")
+_MODEL = ("targets", "strategy", "loop_detection")
 _TARGET = ("backend", "model", "priority", "weight", "price")
 _KEY = ("name", "key", "sha256", "models", "rpm", "tpm", "max_parallel", "limits", "budget")
 _DEFAULT_URLS: dict[BackendType, str] = {
@@ -294,7 +304,8 @@ def _config(r: Reader, root: yaml.Node) -> Config | None:
             r.problem(root, f"missing required key {required!r}")
     settings = _settings(r, top["settings"][1]) if "settings" in top else Settings()
     backends = _backends(r, top["backends"][1]) if "backends" in top else {}
-    models = _models(r, *top["models"], backends) if "models" in top else ()
+    loops = settings.loop_detection
+    models = _models(r, *top["models"], backends, loops) if "models" in top else ()
     keys_off = "keys" in top and _off(r, top["keys"][1])
     keys = _keys(r, *top["keys"]) if "keys" in top and not keys_off else None
     return Config(
@@ -343,6 +354,15 @@ def _settings(r: Reader, node: yaml.Node) -> Settings:
         ),
         cors_origins=(
             _texts(r, "settings.cors_origins", f["cors_origins"][1]) if "cors_origins" in f else ()
+        ),
+        sessions=config_sessions.sessions(r, f["sessions"][1]) if "sessions" in f else d.sessions,
+        commands=config_sessions.commands(r, f["commands"][1]) if "commands" in f else d.commands,
+        loop_detection=(
+            config_sessions.loop_detection(
+                r, f["loop_detection"][1], "settings.loop_detection", d.loop_detection, on=False
+            )
+            if "loop_detection" in f
+            else d.loop_detection
         ),
         responses_store=(
             _responses_store(r, f["responses_store"][1])
@@ -478,7 +498,11 @@ def _headers(r: Reader, backend: str, node: yaml.Node) -> tuple[tuple[str, str],
 
 
 def _models(
-    r: Reader, key: yaml.Node, node: yaml.Node, backends: dict[str, Backend]
+    r: Reader,
+    key: yaml.Node,
+    node: yaml.Node,
+    backends: dict[str, Backend],
+    loops: LoopDetection,
 ) -> tuple[Model, ...]:
     models = []
     for alias, (alias_key, value) in r.entries(node, "models").items():
@@ -493,7 +517,16 @@ def _models(
             r.warn(
                 alias_key, f"model {alias!r} is unavailable: its backends are disabled ({names})"
             )
-        models.append(Model(alias=alias, targets=targets, strategy=strategy))
+        if "loop_detection" in f:
+            what = f"loop_detection of model {alias!r}"
+            loops_here = config_sessions.loop_detection(
+                r, f["loop_detection"][1], what, loops, on=True
+            )
+        else:
+            loops_here = loops
+        models.append(
+            Model(alias=alias, targets=targets, strategy=strategy, loop_detection=loops_here)
+        )
     if not models and not r.problems:
         r.warn(key, "no models are defined; every request will get 404 model_not_found")
     return tuple(models)
