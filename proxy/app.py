@@ -121,10 +121,13 @@ async def _refuse(send: asgi.Send, err: errors.ProxyError, headers: dict[bytes, 
 class Gateway:
     """The ASGI callable granian runs: `/v1/*` hot paths first, Litestar for the rest."""
 
-    def __init__(self, litestar: Litestar, fast: dict[str, Handler]) -> None:
+    def __init__(
+        self, litestar: Litestar, fast: dict[str, Handler], by_id: Handler | None = None
+    ) -> None:
         self.litestar = litestar
         self._rest = _request_id_middleware(litestar)  # router-level 404/405s get an id too
         self._fast = fast
+        self._by_id = by_id  # /v1/responses/{id}
         self.runtime: Runtime | None = None  # set in the lifespan
         self._bind = workers.current().host
 
@@ -192,6 +195,9 @@ class Gateway:
             handler = self._fast.get(scope["path"])
             if handler is not None:
                 await handler(scope, receive, send)
+                return
+            if self._by_id is not None and scope["path"].startswith("/v1/responses/"):
+                await self._by_id(scope, receive, send)
                 return
         await self._rest(scope, receive, send)  # type: ignore[arg-type]
 
@@ -283,8 +289,9 @@ def create_app(path: Path | None = None) -> Gateway:
         ("/v1/messages", api.messages),
         ("/v1/messages/count_tokens", api.count_tokens),
         ("/chat", simple.SimpleChat(api)),
+        ("/v1/responses", api.responses),
     ):
         fast[route] = handler
         fast[route + "/"] = handler
-    gateway = Gateway(litestar, fast)
+    gateway = Gateway(litestar, fast, api.response_by_id)
     return gateway

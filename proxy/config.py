@@ -17,6 +17,7 @@ import hmac
 import re
 from collections.abc import Iterable, Mapping
 from typing import Literal
+from urllib.parse import urlsplit
 
 import msgspec
 import yaml
@@ -65,6 +66,7 @@ __all__ = [
     "Override",
     "Price",
     "Problem",
+    "ResponsesStoreSettings",
     "Secret",
     "Sessions",
     "Settings",
@@ -125,6 +127,11 @@ class Timeouts(msgspec.Struct, frozen=True, kw_only=True):
     client_body: float = 30.0  # for the client to send its whole request body
 
 
+class ResponsesStoreSettings(msgspec.Struct, frozen=True, kw_only=True):
+    ttl: float = 3600.0  # seconds a stored response can be continued, read or deleted
+    max_bytes: int = 64 * 2**20  # per worker; the oldest records make room for new ones
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     failure_threshold: int = 3
     cooldown: float = 600.0
@@ -152,6 +159,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_concurrent: int | None = None  # per worker; None: no cap
     queue_timeout: float | None = None  # seconds to wait for a slot; None: refuse at once
     direct_addressing: bool = False  # BACKEND:MODEL and BACKEND/MODEL route directly
+    responses_store: ResponsesStoreSettings = ResponsesStoreSettings()
 
 
 class Backend(msgspec.Struct, frozen=True, kw_only=True):
@@ -164,6 +172,7 @@ class Backend(msgspec.Struct, frozen=True, kw_only=True):
     max_connections: int = 256
     max_output_tokens: int | None = None  # larger max_tokens asks are clamped to this
     stream: bool = True
+    responses: bool = False  # speaks the Responses API: /v1/responses passes through untouched
     disabled: str | None = None  # why it's disabled, e.g. "api_key is empty (set OPENAI_API_KEY)"
     latency: float = 0.0  # mock only: seconds before the first byte
     interval: float = 0.0  # mock only: seconds between stream chunks
@@ -263,15 +272,17 @@ _SETTINGS = (
     *("failure_threshold", "cooldown", "retries", "timeouts", "max_body"),
     *("log_prompts", "admin_key", "keepalive", "on_disconnect"),
     *("state", "state_failure", "state_timeout", "metrics_key"),
-    *("allowed_hosts", "cors_origins"),
+    *("allowed_hosts", "cors_origins", "responses_store"),
     *("sessions", "commands", "loop_detection"),
     *("key_headers", "default_model", "max_concurrent", "queue_timeout", "direct_addressing"),
 )
+_RESPONSES_STORE = ("ttl", "max_bytes")
 _TIMEOUTS = ("connect", "first_byte", "idle", "total", "client_body")
 _MOCK_KNOBS = ("latency", "interval", "tokens", "chunks")
 _BACKEND = (
     *("type", "base_url", "api_key", "api_version", "headers", "max_connections", "stream"),
     "max_output_tokens",
+    "responses",
     *_MOCK_KNOBS,
     *_NEW_BACKEND_FIELDS,
 )
@@ -371,6 +382,20 @@ def _settings(r: Reader, node: yaml.Node) -> Settings:
         max_concurrent=r.get(f, "max_concurrent", integer(1), None),
         queue_timeout=r.get(f, "queue_timeout", duration(positive=False), None),
         direct_addressing=r.get(f, "direct_addressing", boolean, d.direct_addressing),
+        responses_store=(
+            _responses_store(r, f["responses_store"][1])
+            if "responses_store" in f
+            else d.responses_store
+        ),
+    )
+
+
+def _responses_store(r: Reader, node: yaml.Node) -> ResponsesStoreSettings:
+    f = r.fields(node, "settings.responses_store", _RESPONSES_STORE)
+    d = ResponsesStoreSettings()
+    return ResponsesStoreSettings(
+        ttl=r.get(f, "ttl", duration(positive=True), d.ttl),
+        max_bytes=r.get(f, "max_bytes", size(1), d.max_bytes),
     )
 
 
@@ -421,6 +446,8 @@ def _backend(r: Reader, name: str, key: yaml.Node, node: yaml.Node) -> Backend:
             r.problem(f[knob][0], f"{knob} applies only to type: mock backends")
     if "api_version" in f and kind not in (None, "azure"):
         r.problem(f["api_version"][0], "api_version applies only to type: azure backends")
+    if "responses" in f and kind not in (None, "openai"):
+        r.problem(f["responses"][0], "responses applies only to type: openai backends")
     base_url = r.get(f, "base_url", _url, "")
     if kind == "ollama" and base_url.endswith("/v1"):  # the OpenAI-compatible root, pasted
         r.warn(f["base_url"][1], "an ollama backend's base_url is the server root: '/v1' dropped")
@@ -450,6 +477,7 @@ def _backend(r: Reader, name: str, key: yaml.Node, node: yaml.Node) -> Backend:
         max_connections=r.get(f, "max_connections", integer(1), d.max_connections),
         max_output_tokens=r.get(f, "max_output_tokens", integer(1), None),
         stream=stream,
+        responses=r.get(f, "responses", boolean, _speaks_responses(kind, base_url)),
         disabled=disabled,
         latency=r.get(f, "latency", duration(positive=False), d.latency),
         interval=r.get(f, "interval", duration(positive=False), d.interval),
@@ -457,6 +485,13 @@ def _backend(r: Reader, name: str, key: yaml.Node, node: yaml.Node) -> Backend:
         chunks=r.get(f, "chunks", integer(0), d.chunks),
         **extra._asdict(),
     )
+
+
+def _speaks_responses(kind: BackendType | None, base_url: str) -> bool:
+    """The default of `responses`: only OpenAI itself is known to serve /v1/responses."""
+    if kind != "openai":
+        return False
+    return urlsplit(base_url or _DEFAULT_URLS["openai"]).hostname == "api.openai.com"
 
 
 def _url(s: Scalar) -> str:

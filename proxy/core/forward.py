@@ -17,12 +17,13 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 
-from proxy import errors, synthesize, telemetry, tokens, translate
+from proxy import errors, responses_route, synthesize, telemetry, tokens, translate
 from proxy.asgi import forwarded_headers
 from proxy.config import Price
-from proxy.core import answers
+from proxy.core import answers, responses
 from proxy.core.exchange import Exchange
 from proxy.core.relay import relay
+from proxy.core.responses import ResponsesCall
 from proxy.core.rewrite import ClientRequest, body_for, endpoint_on
 from proxy.core.stream import Stream
 from proxy.errors import UpstreamFailure
@@ -33,6 +34,7 @@ from proxy.resilience import Circuit, is_failover, retry_after
 from proxy.routing import Candidate, Route, TargetKey, order
 from proxy.runtime import BackendState, Runtime, Snapshot
 from proxy.tracing import AttemptSpan, tracer
+from proxy.translate import responses_replay
 from proxy.translate.caps import clamp_output
 from proxy.usage import from_body
 
@@ -199,9 +201,18 @@ async def _attempt(
         try:
             forwarded = forwarded_headers(req.headers, wire == "anthropic", req.request_id)
             tracer.inject(forwarded)
-            body = body_for(req, wire, config.stream, key.model, state.adapter.translator)
+            if req.responses is not None:  # the Responses API: pass through or translate
+                stream = req.stream and config.stream
+                r = responses_route.route(
+                    req.body, req.responses.request, config, wire, key.model, stream,
+                    req.responses.history, state.adapter.translator,
+                )  # fmt: skip
+                endpoint, body = r.endpoint, r.body
+            else:
+                endpoint = endpoint_on(req.endpoint, wire)
+                body = body_for(req, wire, config.stream, key.model, state.adapter.translator)
             request = state.adapter.build(
-                endpoint_on(req.endpoint, wire),
+                endpoint,
                 clamp_output(body, wire, config.max_output_tokens),
                 key.model,
                 req.stream and config.stream,
@@ -247,6 +258,9 @@ async def _exchange(
             span.fail(str(upstream.status))
             await _client_error(call, state, key, upstream, data)
             return None  # the target is healthy: the request was at fault
+        if req.stream and state.config.stream and req.responses is not None:
+            await _relay_responses(call, state, key, upstream, span, req.responses)
+            return headers_at - sent
         if req.stream and state.config.stream:
             own = state.adapter.translator
             tr = None if req.front == wire else translate.choose(req.front, wire, own)
@@ -274,6 +288,36 @@ async def _exchange(
     return headers_at - sent
 
 
+async def _relay_responses(
+    call: Call,
+    state: BackendState,
+    key: TargetKey,
+    upstream: UpstreamResponse,
+    span: AttemptSpan,
+    resp: ResponsesCall,
+) -> None:
+    """A Responses stream: relayed as it is from a Responses backend, else translated (and,
+    once complete, stored for continuations)."""
+    wire = state.adapter.wire
+    tr = responses_route.translator_for(state.config, wire, state.adapter.translator)
+    translated = (
+        tr.Stream(call.req.model, id=resp.id, created=resp.created, request=resp.request)
+        if tr is not None
+        else None
+    )
+    stream = Stream(
+        call.req.front,
+        translated,
+        False,
+        upstream=wire,
+        framing=state.adapter.framing,
+        responses=True,
+    )
+    await relay(call.ex, upstream, stream, key, span, call.t0)
+    if translated is not None:
+        await responses.keep(resp, translated.response)
+
+
 async def _answer(
     call: Call,
     key: TargetKey,
@@ -286,13 +330,20 @@ async def _answer(
     (for a `stream: false` backend)."""
     req, ex = call.req, call.ex
     rec = ex.record
+    resp = req.responses
     wire = state.adapter.wire
     tr = None if req.front == wire else translate.choose(req.front, wire, state.adapter.translator)
     try:
-        if tr is not None:
-            data = tr.response(data, req.model, id=req.request_id, created=int(time.time()))
-        usage = from_body(data, req.front)
-        if req.stream:
+        if resp is not None:
+            data = await _responses_answer(call, resp, state, data)
+            usage = from_body(data, "anthropic")  # input_tokens / output_tokens, as Anthropic
+        else:
+            if tr is not None:
+                data = tr.response(data, req.model, id=req.request_id, created=int(time.time()))
+            usage = from_body(data, req.front)
+        if req.stream and resp is not None:
+            data = responses_replay.replay(data)
+        elif req.stream:
             data = (
                 synthesize.openai_stream(data, req.include_usage)
                 if req.front == "openai"
@@ -318,6 +369,19 @@ async def _answer(
     rec.overhead_ms = overhead * 1000.0
     headers.append((b"x-proxy-overhead-ms", f"{rec.overhead_ms:.3f}".encode()))
     await ex.answer(200, headers, data)
+
+
+async def _responses_answer(
+    call: Call, resp: ResponsesCall, state: BackendState, data: bytes
+) -> bytes:
+    """A whole answer for a Responses client: translated (and stored) unless the backend
+    speaks the Responses API itself."""
+    tr = responses_route.translator_for(state.config, state.adapter.wire, state.adapter.translator)
+    if tr is None:
+        return data
+    out = tr.response(data, call.req.model, id=resp.id, created=resp.created, request=resp.request)
+    await responses.keep(resp, out)
+    return out
 
 
 async def _client_error(

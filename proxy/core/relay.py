@@ -61,8 +61,11 @@ async def relay(
                     raise action
     except UpstreamFailure as failure:
         if ex.committed:
+            frames = None if failure.reported else stream.failure_frames(failure)
             if failure.reported:  # the upstream's own error frame went out: just end
                 await ex.end()
+            elif frames is not None:  # a Responses client: response.failed + error, numbered
+                await ex.end(frames)
             else:
                 await ex.fail(failure.error())
             rec.error_type = failure.kind

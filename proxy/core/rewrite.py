@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from proxy import translate
+from proxy.core.responses import ResponsesCall
 from proxy.errors import Wire
 from proxy.providers.base import Endpoint
 
@@ -37,6 +38,7 @@ class ClientRequest(NamedTuple):
     include_usage: bool  # the client asked for the usage chunk
     request_id: str
     headers: Sequence[tuple[bytes, bytes]]  # the client's, raw (ASGI)
+    responses: "ResponsesCall | None" = None  # a Responses API request: see core.responses
 
 
 def endpoint_on(endpoint: Endpoint, wire: Wire) -> Endpoint:

@@ -28,6 +28,7 @@ import msgspec
 
 from proxy import ndjson, redact, sse
 from proxy.core.events import (
+    Verdict,
     decode_anthropic,
     decode_chunk,
     error_message,
@@ -36,9 +37,10 @@ from proxy.core.events import (
 )
 from proxy.errors import UpstreamFailure, Wire
 from proxy.providers.base import Framing
-from proxy.translate import StreamTranslator
+from proxy.translate import StreamTranslator, responses_output, responses_replay
 from proxy.usage import Usage, anthropic_usage, from_openai_dict
 
+_FAILED = b"event: response.failed"  # a Responses stream's own failure event
 MAX_FRAME = 16 * 2**20  # bytes of one unfinished frame, or of the held preamble
 
 
@@ -69,7 +71,9 @@ class Stream:
     """One upstream stream, relayed to a client speaking `front`.
 
     `translator` is None when the upstream speaks the client's protocol (pass-through).
-    `usage` holds the latest (input, output) tokens the stream reported.
+    `usage` holds the latest (input, output) tokens the stream reported. `responses`: the
+    client speaks the Responses API (errors in OpenAI's shape; events read by
+    `translate.responses_replay`: what is preamble, what commits, fails or ends a stream).
     """
 
     def __init__(
@@ -80,8 +84,12 @@ class Stream:
         max_frame: int = MAX_FRAME,
         upstream: Wire | None = None,
         framing: Framing = "sse",
+        *,
+        responses: bool = False,
     ) -> None:
         self.front = front
+        self.responses = responses
+        self._last = b""  # Responses pass-through: the last whole frames sent (for numbering)
         self._upstream = front if upstream is None else upstream
         self._upstream_ended = False  # translated: the upstream's own end marker arrived
         self.committed = False
@@ -102,7 +110,9 @@ class Stream:
         self._pending = bytearray()  # pass-through after commit: bytes of an unfinished frame
         self._searched = 0  # how much of `_pending` holds no frame end
         self._tail = b""  # the end of what was last sent (for the end-marker check)
-        if front == "anthropic":
+        if responses:  # pass-through ends on response.completed (see _responses_region)
+            self._end_marker, self._error_mark = b"event: response.completed", b"event: error"
+        elif front == "anthropic":
             self._end_marker, self._error_mark = b"message_stop", b"event: error"
         else:
             self._end_marker, self._error_mark = b"[DONE]", b'{"error"'
@@ -132,12 +142,15 @@ class Stream:
         if not self.committed:
             if tr is not None and tr.finish is not None and self._upstream_complete():
                 held = [*self._held_events, *tail, *tr.close()]
-                if any(verdict(self.front, e) == "commit" for e in held):
+                if any(self._verdict(e) == "commit" for e in held):
                     self.committed = True
                     self._take_usage()
                     return [Commit(_encode(held)), End(b"")]
             return [UpstreamFailure("protocol", "upstream stream ended before any content")]
         if tr is None:
+            if self.responses:
+                ended = self._upstream_ended and not self._pending.strip()
+                return [End(b"")] if ended else [_truncated()]
             if self._pending.strip() or self._end_marker not in self._tail:
                 return [_truncated()]
             return [End(b"")]
@@ -173,9 +186,9 @@ class Stream:
             for event in events:
                 if self.front == "anthropic":
                     self._anthropic_usage(event)
-                v = verdict(self.front, event)
+                v = self._verdict(event)
                 if v == "error":
-                    return self._fail(UpstreamFailure("stream_error", error_message(event.data)))
+                    return self._fail(UpstreamFailure("stream_error", self._message(event)))
                 if v == "commit":
                     self.committed = True
                     held, self._held = b"".join(self._held), []
@@ -188,11 +201,9 @@ class Stream:
             self._see_end(event)
             for out_event in self._tr.feed(event):
                 if not committed:
-                    v = verdict(self.front, out_event)
+                    v = self._verdict(out_event)
                     if v == "error":
-                        return self._fail(
-                            UpstreamFailure("stream_error", error_message(out_event.data))
-                        )
+                        return self._fail(UpstreamFailure("stream_error", self._message(out_event)))
                     committed = v == "commit"
                 self._held_events.append(out_event)
         if not committed:
@@ -223,7 +234,9 @@ class Stream:
         region = bytes(pending[:cut])
         del pending[:cut]
         self._searched = 0
-        if self.front == "anthropic":
+        if self.responses:
+            self._responses_region(region)
+        elif self.front == "anthropic":
             if b"message_delta" in region:
                 for event in sse.Decoder().feed(region):
                     self._anthropic_usage(event)
@@ -232,7 +245,7 @@ class Stream:
         if not region:
             return []
         failure = None
-        if self._error_mark in region:
+        if self._error_mark in region or (self.responses and _FAILED in region):
             region = self._scrub_errors(region)
             failure = self._error_in(region)
         self._tail = region[-48:]
@@ -259,13 +272,14 @@ class Stream:
         frames look like secrets to a pattern and must pass untouched)."""
         frames = region.split(b"\n\n")
         mark = self._error_mark
-        return b"\n\n".join(redact.scrub_body(f) if mark in f else f for f in frames)
+        failed = _FAILED if self.responses else mark
+        return b"\n\n".join(redact.scrub_body(f) if mark in f or failed in f else f for f in frames)
 
     def _error_in(self, region: bytes) -> UpstreamFailure | None:
         """The upstream reported an error in-band (and it goes out as is): the stream is over."""
         for event in sse.Decoder().feed(region):
-            if verdict(self.front, event) == "error":
-                return UpstreamFailure("stream_error", error_message(event.data), reported=True)
+            if self._verdict(event) == "error":
+                return UpstreamFailure("stream_error", self._message(event), reported=True)
         return None
 
     def _usage_frames(self, region: bytes) -> bytes:
@@ -303,6 +317,41 @@ class Stream:
         if event.event == "message_delta" and self.usage is not None and not inp:
             inp = self.usage[0]  # message_delta may repeat only output_tokens
         self.usage = (inp, out)
+
+    # -- Responses API clients -----------------------------------------------------------
+
+    def _verdict(self, event: sse.Event) -> Verdict:
+        return responses_replay.verdict(event) if self.responses else verdict(self.front, event)
+
+    def _message(self, event: sse.Event) -> str:
+        if not self.responses or responses_replay.kind(event) not in responses_replay.FAILURE:
+            return error_message(event.data)
+        return "upstream stream error: " + redact.scrub(responses_replay.failure_message(event))
+
+    def _responses_region(self, region: bytes) -> None:
+        """Pass-through: usage and completion from the terminal event; keep the last frames,
+        whose `sequence_number` a gateway-made error event must follow."""
+        self._last = region[-4096:]
+        if b"event: response." not in region:
+            return
+        for event in sse.Decoder().feed(region):
+            usage = responses_replay.stream_usage(event)
+            if usage is not None:
+                self.usage = usage
+            if event.event in responses_replay.COMPLETE:
+                self._upstream_ended = True
+
+    def failure_frames(self, failure: UpstreamFailure) -> bytes | None:
+        """For a Responses client, the frames that end a committed stream the gateway must cut:
+        `response.failed` + `error` from the translator, or a numbered `error` event after
+        passed-through frames. None: the caller sends its protocol's error event."""
+        if not self.responses:
+            return None
+        kind = "timeout_error" if failure.kind == "timeout" else "api_error"
+        fail = getattr(self._tr, "fail", None)
+        if fail is not None:
+            return _encode(fail(kind, failure.message))
+        return responses_output.passthrough_error(self._last, kind, failure.message)
 
     def _see_end(self, event: sse.Event) -> None:
         if self._upstream == "openai":

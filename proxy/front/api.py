@@ -13,21 +13,25 @@ import logging
 import time
 from pathlib import Path
 
-from proxy import accesslog, asgi, auth, errors, telemetry
+from proxy import accesslog, asgi, auth, errors, responses_store, telemetry
 from proxy.admission import Overloaded
+from proxy.config import Settings
 from proxy.core import forward
 from proxy.core.exchange import Exchange
+from proxy.core.responses import ResponsesCall
 from proxy.core.rewrite import ClientRequest
 from proxy.errors import Wire
 from proxy.front.request import forwardable, parse, with_default_model
 from proxy.interactive import guard, steer
 from proxy.providers.base import Endpoint
 from proxy.record import RequestRecord
+from proxy.responses_store import MemoryStore, ResponsesStore
 from proxy.runtime import Runtime
 from proxy.state import governance
 from proxy.state.governor import Governor
 from proxy.state.store import Verdict
 from proxy.tracing import tracer
+from proxy.translate import responses_chat
 
 log = logging.getLogger("llm_proxy.api")
 
@@ -37,6 +41,7 @@ class Api:
 
     def __init__(self) -> None:
         self.runtime: Runtime | None = None
+        self.responses_store: ResponsesStore | None = None  # made on first use, per worker
         self.governor: Governor | None = None  # limits, budgets and the usage ledger
         self._open: set[asyncio.Task[object]] = set()  # requests being served
         self._closing = False  # grace is nearly over: open requests are being ended
@@ -61,6 +66,61 @@ class Api:
 
     async def count_tokens(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
         await self._handle(scope, receive, send, "count_tokens", "anthropic")
+
+    async def responses(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
+        await self._handle(scope, receive, send, "responses", "openai")  # errors: OpenAI's shape
+
+    async def response_by_id(
+        self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send
+    ) -> None:
+        """`GET` / `DELETE /v1/responses/{id}`: a response this gateway stored."""
+        headers = asgi.headers_of(scope)
+        rid = headers.get(b"x-request-id")
+        request_id = rid.decode("latin-1")[:128] if rid else asgi.new_request_id()
+        ex = Exchange(send, "openai", request_id, RequestRecord(request_id, "responses", "openai",
+                                                                False, time.time()))  # fmt: skip
+        runtime = self.runtime
+        assert runtime is not None, "lifespan did not run"
+        snapshot = runtime.snapshot
+        try:
+            if scope["method"] not in ("GET", "DELETE"):
+                raise errors.MethodNotAllowed(f"{scope['path']} takes GET or DELETE")
+            snapshot.keyring.identify(headers.get(b"authorization"), headers.get(b"x-api-key"))
+            ident = scope["path"].removeprefix("/v1/responses/").strip("/")
+            store = self._store(snapshot.settings)
+            json = [(b"content-type", b"application/json")]
+            if scope["method"] == "GET":
+                found = await store.get(ident)
+                if found is not None:
+                    await ex.answer(200, json, found.response)
+                    return
+            elif await store.delete(ident):
+                await ex.answer(200, json, responses_store.deleted(ident))
+                return
+            raise errors.NotFound(
+                f"response '{ident}' is not stored here (it expired, was deleted, was made with "
+                "store: false or by another gateway)",
+                param="response_id",
+            )
+        except errors.ProxyError as err:
+            allow = [(b"allow", b"GET, DELETE")] if err.status == 405 else []
+            await ex.fail(err, allow)
+
+    def _store(self, settings: Settings) -> ResponsesStore:
+        if self.responses_store is None:
+            kept = settings.responses_store
+            self.responses_store = MemoryStore(ttl=kept.ttl, max_bytes=kept.max_bytes)
+        return self.responses_store
+
+    async def _responses_call(self, body: bytes, settings: Settings) -> ResponsesCall:
+        """The decoded request (a 400 if it is not one), its stored history, its new id."""
+        request = responses_chat.decode(body)
+        store = self._store(settings)
+        history = None
+        if request.previous_response_id:
+            found = await store.get(request.previous_response_id)
+            history = responses_chat.stored_items(found.conversation) if found else None
+        return ResponsesCall(request, history, responses_store.new_id(), int(time.time()), store)
 
     async def _handle(
         self,
@@ -177,15 +237,16 @@ class Api:
                         raise governance.error_for(admitted, caller.name)
             if settings.log_prompts != "none":
                 rec.prompt = accesslog.prompt_text(fields)
+            extra = await self._responses_call(body, settings) if endpoint == "responses" else None
             req = ClientRequest(
                 endpoint, ex.front, forwardable(body, fields), fields, model, stream,
-                include_usage, ex.request_id, scope["headers"],
+                include_usage, ex.request_id, scope["headers"], extra,
             )  # fmt: skip
             watchdog = asgi.Watchdog(
                 receive, settings.timeouts.total, settings.on_disconnect == "drain"
             )
             call = forward.Call(req, ex, runtime, snapshot, t0)
-            if stream and ex.front in ("openai", "anthropic"):
+            if stream and ex.front in ("openai", "anthropic") and endpoint != "responses":
                 call.loops = guard.guard_for(
                     steer.loops_for(snapshot.config, route.alias), ex.front
                 )

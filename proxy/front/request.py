@@ -36,6 +36,7 @@ _REQUIRED: dict[str, tuple[tuple[str, bytes, str], ...]] = {
     "embeddings": (("input", b"", "a string or an array"),),
     "messages": (("messages", b"[", "an array of messages"), ("max_tokens", b"", "an integer")),
     "count_tokens": (("messages", b"[", "an array of messages"),),
+    "responses": (),  # `input` may be absent (a continuation); the translators check the rest
 }
 _NULL = b"null"
 _WHITESPACE = b" \t\r\n"

@@ -25,7 +25,7 @@ class AzureAdapter(HttpAdapter):
         forward: Sequence[Header] = (),
     ) -> UpstreamRequest:
         path = PATHS.get(endpoint)
-        if path is None:
+        if path is None or endpoint == "responses":  # Azure's Responses API is not per deployment
             raise Unsupported(endpoint)
         url = f"{self._base}/openai/deployments/{quote(model, safe='')}{path}{self._query}"
         return UpstreamRequest("POST", url, self.headers(forward, stream), body)

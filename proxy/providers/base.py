@@ -28,7 +28,9 @@ Header = tuple[str, str]
 Framing = Literal["sse", "ndjson"]
 
 # Front-door endpoints, by the path the client used (query strings never matter).
-Endpoint = Literal["chat", "completions", "embeddings", "messages", "count_tokens"]
+# "responses" is built only for OpenAI backends with `responses: true` (pass-through); a
+# Responses client reaching any other backend is translated and sent as "chat".
+Endpoint = Literal["chat", "completions", "embeddings", "messages", "count_tokens", "responses"]
 
 
 class UpstreamRequest(NamedTuple):

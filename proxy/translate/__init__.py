@@ -15,6 +15,9 @@ from proxy.translate import (
     openai_gemini,
     openai_http,
     openai_ollama,
+    responses_anthropic,
+    responses_chat,
+    responses_gemini,
 )
 from proxy.translate.common import (
     StreamTranslator,
@@ -32,6 +35,11 @@ _TABLE: dict[tuple[str, str], Translator] = {
     ("anthropic", "gemini"): anthropic_gemini,
     ("openai", "ollama"): openai_ollama,
     ("anthropic", "ollama"): anthropic_ollama,
+    # Responses clients: every backend is reached through the chat wire, except an OpenAI
+    # backend with `responses: true`, which the caller passes through (proxy.responses_route).
+    ("responses", "openai"): responses_chat,
+    ("responses", "anthropic"): responses_anthropic,
+    ("responses", "gemini"): responses_gemini,
 }
 
 

@@ -214,8 +214,9 @@ def test_unknown_keys_with_did_you_mean() -> None:
     found = problems(with_backend("type: openai\nzzz: 1"))
     assert found == [
         "routes.yaml:5:5: unknown key 'zzz' in backend 'b'; expected one of: type, base_url,"
-        " api_key, api_version, headers, max_connections, stream, max_output_tokens, latency,"
-        " interval, tokens, chunks, options, keep_alive, discover, prefix, request, response"
+        " api_key, api_version, headers, max_connections, stream, max_output_tokens, responses,"
+        " latency, interval, tokens, chunks, options, keep_alive, discover, prefix, request,"
+        " response"
     ]
 
 

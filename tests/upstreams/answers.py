@@ -53,7 +53,10 @@ def _prompt(ep: _Endpoint, body: dict[str, Any]) -> str:
         if isinstance(prompt, list) and prompt and isinstance(prompt[0], str):
             return prompt[0]
         return prompt if isinstance(prompt, str) else ""
-    turns = body.get("contents" if ep.name == "generate" else "messages")
+    if ep.name == "responses" and isinstance(body.get("input"), str):
+        return str(body["input"])
+    key = {"generate": "contents", "responses": "input"}.get(ep.name, "messages")
+    turns = body.get(key)
     for turn in reversed(turns if isinstance(turns, list) else []):
         if isinstance(turn, dict) and turn.get("role", "user") == "user":
             return _text_of(turn.get("parts") if ep.name == "generate" else turn.get("content"))

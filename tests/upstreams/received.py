@@ -34,7 +34,7 @@ class Recorded:
 class _Endpoint(NamedTuple):
     name: Literal[
         "chat", "completions", "embeddings", "models", "model", "messages", "count_tokens",
-        "generate", "gemini_models",
+        "generate", "gemini_models", "responses",
     ]  # fmt: skip
     model: str
     stream: bool
@@ -43,10 +43,11 @@ class _Endpoint(NamedTuple):
 
 _GEMINI = re.compile(r"/v1beta/models/([^/:]+):(generateContent|streamGenerateContent)")
 _AZURE = re.compile(r"/openai/deployments/([^/]+)/(chat/completions|completions|embeddings)")
-_OPENAI_PATHS: dict[str, Literal["chat", "completions", "embeddings"]] = {
+_OPENAI_PATHS: dict[str, Literal["chat", "completions", "embeddings", "responses"]] = {
     "chat/completions": "chat",
     "completions": "completions",
     "embeddings": "embeddings",
+    "responses": "responses",  # the Responses API: tests/upstreams/responses_wire.py
 }
 
 

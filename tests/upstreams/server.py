@@ -25,6 +25,7 @@ from multidict import CIMultiDict
 from tests.upstreams.answers import _Answer, _answer, _dump, _Frame
 from tests.upstreams.behaviours import Behaviour, Wire, ok
 from tests.upstreams.received import Recorded, _Endpoint, _resolve
+from tests.upstreams.responses_wire import responses_body, responses_frames
 from tests.upstreams.wires import (
     _anthropic_frames,
     _chat_frames,
@@ -279,7 +280,10 @@ class FakeUpstream:
         answer = _answer(ep, rec, b)
         if ep.stream and ep.sse:
             return await self._stream(request, ex, self._frames(ep, answer), b, headers)
-        body = _json_body(self.wire, self.models, ep, rec, answer)
+        if ep.name == "responses":
+            body = _dump(responses_body(answer)).encode()
+        else:
+            body = _json_body(self.wire, self.models, ep, rec, answer)
         return await self._send_body(request, ex, body, b, headers)
 
     def _frames(self, ep: _Endpoint, answer: _Answer) -> list[_Frame]:
@@ -289,10 +293,12 @@ class FakeUpstream:
             return _completion_frames(answer)
         if ep.name == "messages":
             return _anthropic_frames(answer)
+        if ep.name == "responses":
+            return responses_frames(answer)
         return _gemini_frames(answer)
 
     def _encode(self, frame: _Frame) -> bytes:
-        if self.wire == "anthropic":
+        if self.wire == "anthropic" or frame.event:  # Responses API frames are named too
             return f"event: {frame.event}\ndata: {frame.payload}\n\n".encode()
         end = "\r\n\r\n" if self.wire == "gemini" else "\n\n"  # Gemini frames end in CRLF CRLF
         return f"data: {frame.payload}{end}".encode()
