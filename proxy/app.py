@@ -28,6 +28,7 @@ from litestar.exceptions import HTTPException
 from litestar.types import ASGIApp, Message, Receive, Send
 
 from proxy import accesslog, admin, asgi, errors, redact, telemetry, workers
+from proxy.cache import store as cache_store
 from proxy.config import Settings
 from proxy.front import guard
 from proxy.front.api import Api, watch_shutdown
@@ -215,6 +216,7 @@ def create_app(path: Path | None = None) -> Gateway:
             os.environ,
         )
         api.governor = app.state.governor = governor
+        api.cache = app.state.cache = cache_store.for_settings(config.settings)
         loop = asyncio.get_running_loop()
         reloads: set[asyncio.Task[Any]] = set()
 
@@ -250,6 +252,7 @@ def create_app(path: Path | None = None) -> Gateway:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signal.SIGHUP)
             await governor.close()  # the ledger's last second is written
+            await api.cache.close()
             await runtime.close()
             telemetry.shutdown()
 
@@ -264,6 +267,7 @@ def create_app(path: Path | None = None) -> Gateway:
             admin.admin_reload,
             admin.metrics_endpoint,
             admin.admin_usage,
+            admin.admin_cache_clear,
             admin.ui,
         ],
         lifespan=[lifespan],

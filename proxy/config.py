@@ -21,10 +21,12 @@ from typing import Literal
 import msgspec
 import yaml
 
+from proxy import config_cache
 from proxy import config_governance as gov
 from proxy.config_backends import FIELDS as _NEW_BACKEND_FIELDS
 from proxy.config_backends import OptionValue, hf_token
 from proxy.config_backends import read as _read_new_fields
+from proxy.config_cache import CacheSettings, ModelCache
 from proxy.config_governance import Budget, Limits, Price, StateFailure
 from proxy.config_yaml import (
     BOOL,
@@ -52,11 +54,13 @@ __all__ = [
     "Backend",
     "BackendType",
     "Budget",
+    "CacheSettings",
     "ClientKey",
     "Config",
     "ConfigError",
     "Limits",
     "Model",
+    "ModelCache",
     "Price",
     "Problem",
     "Secret",
@@ -137,6 +141,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # on a loopback address, any host otherwise.
     allowed_hosts: tuple[str, ...] | None = None
     cors_origins: tuple[str, ...] = ()  # origins whose browsers may call the API ("*": any)
+    cache: CacheSettings | None = None  # None: only models with their own `cache:` are cached
 
 
 class Backend(msgspec.Struct, frozen=True, kw_only=True):
@@ -187,6 +192,7 @@ class Model(msgspec.Struct, frozen=True, kw_only=True):
     alias: str  # may be a glob with "*"
     targets: tuple[Target, ...]  # never empty
     strategy: Strategy = "weighted"
+    cache: ModelCache | None = None  # None: as settings.cache says (see proxy.config_cache)
 
 
 class ClientKey(msgspec.Struct, frozen=True, kw_only=True):
@@ -243,6 +249,7 @@ _SETTINGS = (
     *("log_prompts", "admin_key", "keepalive", "on_disconnect"),
     *("state", "state_failure", "state_timeout", "metrics_key"),
     *("allowed_hosts", "cors_origins"),
+    "cache",
 )
 _TIMEOUTS = ("connect", "first_byte", "idle", "total", "client_body")
 _MOCK_KNOBS = ("latency", "interval", "tokens", "chunks")
@@ -252,7 +259,7 @@ _BACKEND = (
     *_MOCK_KNOBS,
     *_NEW_BACKEND_FIELDS,
 )
-_MODEL = ("targets", "strategy")
+_MODEL = ("targets", "strategy", "cache")
 _TARGET = ("backend", "model", "priority", "weight", "price")
 _KEY = ("name", "key", "sha256", "models", "rpm", "tpm", "max_parallel", "limits", "budget")
 _DEFAULT_URLS: dict[BackendType, str] = {
@@ -333,6 +340,7 @@ def _settings(r: Reader, node: yaml.Node) -> Settings:
         cors_origins=(
             _texts(r, "settings.cors_origins", f["cors_origins"][1]) if "cors_origins" in f else ()
         ),
+        cache=config_cache.settings(r, f["cache"][1]) if "cache" in f else None,
     )
 
 
@@ -458,7 +466,8 @@ def _models(
             r.warn(
                 alias_key, f"model {alias!r} is unavailable: its backends are disabled ({names})"
             )
-        models.append(Model(alias=alias, targets=targets, strategy=strategy))
+        cache = config_cache.model(r, f["cache"][1], alias) if "cache" in f else None
+        models.append(Model(alias=alias, targets=targets, strategy=strategy, cache=cache))
     if not models and not r.problems:
         r.warn(key, "no models are defined; every request will get 404 model_not_found")
     return tuple(models)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from proxy.config import Config, Model, Price, Target
+from proxy.config_cache import Policy, policy
 
 
 class TargetKey(NamedTuple):
@@ -37,6 +38,7 @@ class Route(NamedTuple):
     alias: str  # the alias (or glob) that matched
     strategy: str
     tiers: tuple[tuple[Candidate, ...], ...]  # by priority, lowest first
+    cache: Policy | None = None  # None: answers are not cached (proxy.cache)
 
 
 class _Glob(NamedTuple):
@@ -47,7 +49,7 @@ class _Glob(NamedTuple):
 
 
 class RouteTable:
-    __slots__ = ("_enabled", "_exact", "_globs", "_routes", "aliases")
+    __slots__ = ("_cache", "_enabled", "_exact", "_globs", "_routes", "aliases")
 
     def __init__(self, config: Config) -> None:
         enabled = {b.name for b in config.backends if b.enabled}
@@ -68,6 +70,7 @@ class RouteTable:
         self._routes: dict[str, Route | None] = {}
         self.aliases: tuple[str, ...] = tuple(listed)  # what /v1/models lists
         self._enabled = enabled
+        self._cache = config.settings.cache
 
     def resolve(self, name: str) -> Route | None:
         """The route for a requested model name, or None if nothing matches."""
@@ -95,6 +98,7 @@ class RouteTable:
             model.alias,
             model.strategy,
             _tiers(model.targets, name, matched, self._enabled, model.alias),
+            policy(self._cache, model.cache),
         )
 
     def extended(self, models: Sequence[Model]) -> "RouteTable":

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 
 from proxy import accesslog, asgi, auth, errors, telemetry
+from proxy.cache import serve as cache_serve
+from proxy.cache.store import Cache
 from proxy.core import forward
 from proxy.core.exchange import Exchange
 from proxy.core.rewrite import ClientRequest
@@ -36,6 +38,7 @@ class Api:
     def __init__(self) -> None:
         self.runtime: Runtime | None = None
         self.governor: Governor | None = None  # limits, budgets and the usage ledger
+        self.cache: Cache | None = None  # the response cache (used by routes that cache)
         self._open: set[asyncio.Task[object]] = set()  # requests being served
         self._closing = False  # grace is nearly over: open requests are being ended
 
@@ -148,7 +151,12 @@ class Api:
                 receive, settings.timeouts.total, settings.on_disconnect == "drain"
             )
             call = forward.Call(req, ex, runtime, snapshot, t0)
-            await forward.run(call, route)
+            if route.cache is None or self.cache is None:
+                await forward.run(call, route)
+            else:
+                cc = headers.get(b"cache-control")
+                space = caller.digest.hex() or caller.name  # each key sees its own entries
+                await cache_serve.respond(self.cache, call, route, space, cc)
         except errors.ProxyError as err:
             await ex.fail(err, _attempts_header(rec))
         except asyncio.CancelledError:
@@ -183,17 +191,19 @@ class Api:
             if counted:
                 telemetry.request_ended(rec.stream)
             if governor is not None and call is not None:
-                rec.cost = await governor.finish(
+                hit = rec.cache == "hit"  # a cached answer: no upstream tokens, no cost
+                cost = await governor.finish(
                     verdict,
                     key_name=rec.key_name or "",
                     alias=rec.alias or "",
                     backend=rec.backend or "",
                     provider_model=rec.provider_model or "",
-                    price=call.price,
-                    input_tokens=rec.tokens_in,
-                    output_tokens=rec.tokens_out,
+                    price=None if hit else call.price,
+                    input_tokens=None if hit else rec.tokens_in,
+                    output_tokens=None if hit else rec.tokens_out,
                     error=rec.status >= 400 or rec.error_type is not None,
                 )
+                rec.cost = 0.0 if hit else cost
 
 
 SHUTDOWN_MARGIN = 1.0  # seconds before the kill that open requests are ended
