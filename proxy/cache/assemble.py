@@ -27,8 +27,10 @@ def _events(stream: bytes) -> list[sse.Event] | None:
         return None
 
 
-def openai(stream: bytes) -> bytes | None:
-    """OpenAI chunks → the whole chat.completion (or text_completion); None if unclean."""
+def openai(stream: bytes, counted: tuple[int, int] | None = None) -> bytes | None:
+    """OpenAI chunks → the whole chat.completion (or text_completion); None if unclean.
+    `counted` (prompt, completion tokens) is the usage when the stream carried none (the
+    gateway read it from a usage chunk the client did not ask for)."""
     events = _events(stream)
     if events is None:
         return None
@@ -93,6 +95,12 @@ def openai(stream: bytes) -> bytes | None:
             }
         )
     out["choices"] = result
+    if usage is None and counted is not None:
+        usage = {
+            "prompt_tokens": counted[0],
+            "completion_tokens": counted[1],
+            "total_tokens": counted[0] + counted[1],
+        }
     if usage is not None:
         out["usage"] = usage
     return _encode(out)

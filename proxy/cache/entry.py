@@ -11,6 +11,7 @@ class Entry(msgspec.Struct, array_like=True, gc=False):
     alias: str
     backend: str = ""
     provider_model: str = ""
+    usage: bool = True  # False: assembled from an OpenAI stream sent without its usage chunk
 
 
 pack = msgspec.msgpack.Encoder().encode

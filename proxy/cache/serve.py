@@ -44,7 +44,7 @@ async def respond(
     key = key_of(req.fields, req.endpoint, route.alias, None if route.cache.shared else namespace)
     if ctl == "use":
         entry = await cache.get(key, route.alias)
-        if entry is not None:
+        if entry is not None and _serves(entry, call):
             await replay(call, entry, cache.clock())
             return
         for _ in range(MAX_FOLLOW):
@@ -87,12 +87,28 @@ def _entry_of(call: forward.Call, flight: Flight, alias: str, now: float) -> Ent
     if not ex.closed or flight.status != 200 or rec.status != 200 or rec.error_type is not None:
         return None
     body = flight.body()
-    if req.stream:
-        whole = assemble.openai(body) if req.front == "openai" else assemble.anthropic(body)
-        if whole is None:
-            return None
-        body = whole
-    return Entry(body, now, alias, rec.backend or "", rec.provider_model or "")
+    usage = True
+    if req.stream and req.front == "openai":
+        counted = None
+        if rec.tokens_in is not None and rec.tokens_out is not None:
+            counted = (rec.tokens_in, rec.tokens_out)
+        whole = assemble.openai(body, counted)
+        usage = req.include_usage or counted is not None
+    elif req.stream:
+        whole = assemble.anthropic(body)
+    else:
+        whole = body
+    if whole is None:
+        return None
+    return Entry(whole, now, alias, rec.backend or "", rec.provider_model or "", usage)
+
+
+def _serves(entry: Entry, call: forward.Call) -> bool:
+    """An entry without usage does not answer a client that gets usage (a whole OpenAI
+    answer, or a stream that asked for the usage chunk): that is a miss, and its answer
+    replaces the entry."""
+    req = call.req
+    return entry.usage or req.front != "openai" or (req.stream and not req.include_usage)
 
 
 async def replay(call: forward.Call, entry: Entry, now: float) -> None:
@@ -133,7 +149,7 @@ async def follow(call: forward.Call, flight: Flight) -> bool:
     rec = ex.record
     if not (req.stream and flight.stream and req.include_usage == flight.include_usage):
         await flight.finished()
-        if flight.entry is None:
+        if flight.entry is None or not _serves(flight.entry, call):
             return False
         await replay(call, flight.entry, flight.entry.created)
         return True

@@ -124,3 +124,12 @@ def test_an_error_event_is_never_assembled() -> None:
         b'event: error\ndata: {"type": "error", "error": {}}\n\nevent: message_stop',
     )
     assert assemble.anthropic(broken) is None
+
+
+def test_a_stream_without_its_usage_chunk_takes_the_counted_usage() -> None:
+    body = chat("hi", [], usage=True)
+    stream = synthesize.openai_stream(json.dumps(body).encode(), include_usage=False)
+    whole = assemble.openai(stream, counted=(3, 4))
+    assert whole is not None and json.loads(whole) == body
+    bare = assemble.openai(stream)
+    assert bare is not None and "usage" not in json.loads(bare)

@@ -117,6 +117,20 @@ def test_openai_chat_hit_in_either_form_parses_to_the_same_message(
     assert len(up.requests) == before + 1
 
 
+def test_a_whole_hit_from_a_stream_has_usage(gw: Gateway, up: FakeUpstream) -> None:
+    messages = prompt()
+    before = len(up.requests)
+    chat(gw, messages, True)  # streamed without the usage chunk: the gateway counted it
+    raw = oai(gw).chat.completions.with_raw_response.create(model="gpt", messages=messages)
+    usage = raw.parse().usage
+    assert raw.headers["x-proxy-cache"] == "hit"
+    assert (
+        usage is not None
+        and usage.total_tokens == usage.prompt_tokens + usage.completion_tokens > 0
+    )
+    assert len(up.requests) == before + 1
+
+
 def test_a_streamed_hit_sends_the_usage_chunk_when_asked(gw: Gateway, up: FakeUpstream) -> None:
     messages = prompt()
     before = len(up.requests)
