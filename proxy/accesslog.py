@@ -148,6 +148,8 @@ def fields(rec: RequestRecord, log_prompts: str) -> dict[str, Any]:
         "cache": rec.cache,
         "error_type": None if rec.error_type is None else scrub(rec.error_type),
     }
+    if rec.session is not None:  # a client-chosen id: scrubbed like anything it sends
+        line["session"] = scrub(rec.session)
     if rec.prompt is not None and log_prompts != "none":
         line["prompt"] = prompt_for_log(rec.prompt, log_prompts)
     return line

@@ -18,6 +18,7 @@ from litestar.datastructures import State
 
 from proxy import addresses, auth, errors, redact
 from proxy.config import Backend, Config, Secret
+from proxy.interactive import sessions
 from proxy.observe import metrics
 from proxy.runtime import Runtime, Snapshot
 from proxy.state.store import StateUnavailable
@@ -372,3 +373,26 @@ async def ui(name: str = "index.html") -> Response[bytes]:
     path, media_type = found
     body = await asyncio.to_thread(path.read_bytes)
     return Response(body, media_type=media_type, headers={"cache-control": "no-cache"})
+
+
+@get("/admin/sessions")
+async def admin_sessions(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+    """How many sessions this worker holds; with `id` (and `key`, the client key's name, when
+    the gateway has keys), that session's state."""
+    runtime = runtime_of(state)
+    _check_admin(request, runtime.snapshot)
+    session_id, key = request.query_params.get("id"), request.query_params.get("key")
+    store = runtime.sessions
+    body: dict[str, Any] = {"count": await store.count()}
+    if session_id is not None:
+        owner = key or auth.ANONYMOUS.name
+        scoped = sessions.scope(owner, session_id)
+        found = await store.get(scoped)
+        if found is None:
+            ttl = runtime.snapshot.settings.sessions.ttl
+            raise errors.NotFound(
+                f"no session {session_id!r} for key {owner!r}: it never existed or was idle "
+                f"over {ttl:g}s (pass key=NAME for a keyed client's session)"
+            )
+        body["session"] = sessions.view(scoped, found)
+    return body

@@ -265,6 +265,7 @@ def create_app(path: Path | None = None) -> Gateway:
             admin.admin_config,
             admin.admin_backends,
             admin.admin_reload,
+            admin.admin_sessions,
             admin.metrics_endpoint,
             admin.admin_usage,
             admin.admin_cache_clear,

@@ -21,13 +21,14 @@ from typing import Literal
 import msgspec
 import yaml
 
-from proxy import config_cache
+from proxy import config_cache, config_sessions
 from proxy import config_governance as gov
 from proxy.config_backends import FIELDS as _NEW_BACKEND_FIELDS
 from proxy.config_backends import OptionValue, hf_token
 from proxy.config_backends import read as _read_new_fields
 from proxy.config_cache import CacheSettings, ModelCache
 from proxy.config_governance import Budget, Limits, Price, StateFailure
+from proxy.config_sessions import Commands, LoopDetection, Sessions
 from proxy.config_yaml import (
     BOOL,
     Fields,
@@ -56,14 +57,17 @@ __all__ = [
     "Budget",
     "CacheSettings",
     "ClientKey",
+    "Commands",
     "Config",
     "ConfigError",
     "Limits",
+    "LoopDetection",
     "Model",
     "ModelCache",
     "Price",
     "Problem",
     "Secret",
+    "Sessions",
     "Settings",
     "Target",
     "Timeouts",
@@ -142,6 +146,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     allowed_hosts: tuple[str, ...] | None = None
     cors_origins: tuple[str, ...] = ()  # origins whose browsers may call the API ("*": any)
     cache: CacheSettings | None = None  # None: only models with their own `cache:` are cached
+    sessions: Sessions = Sessions()
+    commands: Commands = Commands()
+    loop_detection: LoopDetection = LoopDetection()
 
 
 class Backend(msgspec.Struct, frozen=True, kw_only=True):
@@ -193,6 +200,7 @@ class Model(msgspec.Struct, frozen=True, kw_only=True):
     targets: tuple[Target, ...]  # never empty
     strategy: Strategy = "weighted"
     cache: ModelCache | None = None  # None: as settings.cache says (see proxy.config_cache)
+    loop_detection: LoopDetection = LoopDetection()  # settings' own unless the model sets one
 
 
 class ClientKey(msgspec.Struct, frozen=True, kw_only=True):
@@ -250,6 +258,7 @@ _SETTINGS = (
     *("state", "state_failure", "state_timeout", "metrics_key"),
     *("allowed_hosts", "cors_origins"),
     "cache",
+    *("sessions", "commands", "loop_detection"),
 )
 _TIMEOUTS = ("connect", "first_byte", "idle", "total", "client_body")
 _MOCK_KNOBS = ("latency", "interval", "tokens", "chunks")
@@ -259,7 +268,7 @@ _BACKEND = (
     *_MOCK_KNOBS,
     *_NEW_BACKEND_FIELDS,
 )
-_MODEL = ("targets", "strategy", "cache")
+_MODEL = ("targets", "strategy", "loop_detection", "cache")
 _TARGET = ("backend", "model", "priority", "weight", "price")
 _KEY = ("name", "key", "sha256", "models", "rpm", "tpm", "max_parallel", "limits", "budget")
 _DEFAULT_URLS: dict[BackendType, str] = {
@@ -290,7 +299,8 @@ def _config(r: Reader, root: yaml.Node) -> Config | None:
             r.problem(root, f"missing required key {required!r}")
     settings = _settings(r, top["settings"][1]) if "settings" in top else Settings()
     backends = _backends(r, top["backends"][1]) if "backends" in top else {}
-    models = _models(r, *top["models"], backends) if "models" in top else ()
+    loops = settings.loop_detection
+    models = _models(r, *top["models"], backends, loops) if "models" in top else ()
     keys_off = "keys" in top and _off(r, top["keys"][1])
     keys = _keys(r, *top["keys"]) if "keys" in top and not keys_off else None
     return Config(
@@ -341,6 +351,15 @@ def _settings(r: Reader, node: yaml.Node) -> Settings:
             _texts(r, "settings.cors_origins", f["cors_origins"][1]) if "cors_origins" in f else ()
         ),
         cache=config_cache.settings(r, f["cache"][1]) if "cache" in f else None,
+        sessions=config_sessions.sessions(r, f["sessions"][1]) if "sessions" in f else d.sessions,
+        commands=config_sessions.commands(r, f["commands"][1]) if "commands" in f else d.commands,
+        loop_detection=(
+            config_sessions.loop_detection(
+                r, f["loop_detection"][1], "settings.loop_detection", d.loop_detection, on=False
+            )
+            if "loop_detection" in f
+            else d.loop_detection
+        ),
     )
 
 
@@ -451,7 +470,11 @@ def _headers(r: Reader, backend: str, node: yaml.Node) -> tuple[tuple[str, str],
 
 
 def _models(
-    r: Reader, key: yaml.Node, node: yaml.Node, backends: dict[str, Backend]
+    r: Reader,
+    key: yaml.Node,
+    node: yaml.Node,
+    backends: dict[str, Backend],
+    loops: LoopDetection,
 ) -> tuple[Model, ...]:
     models = []
     for alias, (alias_key, value) in r.entries(node, "models").items():
@@ -466,8 +489,23 @@ def _models(
             r.warn(
                 alias_key, f"model {alias!r} is unavailable: its backends are disabled ({names})"
             )
+        if "loop_detection" in f:
+            what = f"loop_detection of model {alias!r}"
+            loops_here = config_sessions.loop_detection(
+                r, f["loop_detection"][1], what, loops, on=True
+            )
+        else:
+            loops_here = loops
         cache = config_cache.model(r, f["cache"][1], alias) if "cache" in f else None
-        models.append(Model(alias=alias, targets=targets, strategy=strategy, cache=cache))
+        models.append(
+            Model(
+                alias=alias,
+                targets=targets,
+                strategy=strategy,
+                loop_detection=loops_here,
+                cache=cache,
+            )
+        )
     if not models and not r.problems:
         r.warn(key, "no models are defined; every request will get 404 model_not_found")
     return tuple(models)

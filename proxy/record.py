@@ -32,3 +32,4 @@ class RequestRecord(msgspec.Struct, gc=False):
     cache: str | None = None  # "hit" | "miss" | "bypass" ...; None: no cache involved
     error_type: str | None = None
     prompt: str | None = None  # only when log_prompts != "none" (see accesslog.prompt_text)
+    session: str | None = None  # the session id (x-session-id, metadata.user_id or derived)

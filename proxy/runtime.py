@@ -21,6 +21,8 @@ from proxy import providers, redact, reload_guard, watch, workers
 from proxy.auth import Keyring
 from proxy.config import Backend, Config, ConfigError, Model, Problem, Settings, parse
 from proxy.discovery import Discovery
+from proxy.interactive.redis_sessions import open_sessions
+from proxy.interactive.sessions import SessionStore
 from proxy.providers.base import Adapter
 from proxy.providers.transport import Transport
 from proxy.routing import RouteTable
@@ -74,6 +76,8 @@ class Runtime:
         settings = workers.current()
         self.path = path
         self.circuits = CircuitTable()  # bounded for targets expanded from glob aliases
+        # Chosen by the config this worker started with: memory, or Redis when state names it.
+        self.sessions: SessionStore = open_sessions(config.settings)
         self.rng = random.Random()
         self.last_error: tuple[str, ...] = ()  # problems of the last failed reload
         self.reloads_ok = 0
@@ -224,5 +228,6 @@ class Runtime:
             transports[id(t)] = t
         self._retired = []
         await asyncio.gather(*(t.close() for t in transports.values()), return_exceptions=True)
+        await self.sessions.close()
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)

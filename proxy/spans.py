@@ -10,6 +10,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, Protocol
 
 from proxy.record import RequestRecord
+from proxy.redact import scrub
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
@@ -163,6 +164,7 @@ class Recording:
             alias=rec.alias,
             backend=rec.backend,
             key_name=rec.key_name,
+            session=None if rec.session is None else scrub(rec.session),
             attempts=rec.attempts,
             cache=rec.cache,
             input_tokens=rec.tokens_in,

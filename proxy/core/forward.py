@@ -26,6 +26,7 @@ from proxy.core.relay import relay
 from proxy.core.rewrite import ClientRequest, body_for, endpoint_on
 from proxy.core.stream import Stream
 from proxy.errors import UpstreamFailure
+from proxy.interactive.guard import LoopGuard
 from proxy.providers.base import Unsupported, UpstreamRequest
 from proxy.providers.transport import UpstreamResponse
 from proxy.resilience import Circuit, is_failover, retry_after
@@ -45,7 +46,7 @@ _encode = msgspec.json.Encoder().encode
 class Call:
     """One request on its way through the attempt loop."""
 
-    __slots__ = ("ex", "price", "req", "runtime", "snapshot", "t0", "upstream_time")
+    __slots__ = ("ex", "loops", "price", "req", "runtime", "snapshot", "t0", "upstream_time")
 
     def __init__(
         self, req: ClientRequest, ex: Exchange, runtime: Runtime, snapshot: Snapshot, t0: float
@@ -57,6 +58,7 @@ class Call:
         self.t0 = t0
         self.upstream_time = 0.0  # seconds spent waiting on upstreams (for the overhead)
         self.price: Price | None = None  # the last target tried: what its tokens cost
+        self.loops: LoopGuard | None = None  # watches a stream's output when detection is on
 
 
 async def run(call: Call, route: Route) -> None:
@@ -262,7 +264,7 @@ async def _exchange(
                 upstream=wire,
                 framing=state.adapter.framing,
             )
-            await relay(ex, upstream, stream, key, span, call.t0)
+            await relay(ex, upstream, stream, key, span, call.t0, call.loops)
             return headers_at - sent
         data = await upstream.read(MAX_RESPONSE)
         call.upstream_time += time.perf_counter() - headers_at

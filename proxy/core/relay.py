@@ -11,6 +11,7 @@ import time
 from proxy.core.exchange import Exchange
 from proxy.core.stream import Commit, Data, End, Stream
 from proxy.errors import UpstreamFailure
+from proxy.interactive.guard import LoopGuard
 from proxy.providers.transport import UpstreamResponse
 from proxy.tracing import AttemptSpan
 
@@ -22,6 +23,7 @@ async def relay(
     backend: tuple[str, str],
     span: AttemptSpan,
     t0: float,
+    loops: LoopGuard | None = None,
 ) -> None:
     """Relay one upstream SSE response to the client; raises `UpstreamFailure` if it fails."""
     ctype = upstream.headers.get("content-type", "")
@@ -37,6 +39,9 @@ async def relay(
             chunk = await upstream.read_chunk()
             for action in stream.feed(chunk) if chunk else stream.eof():
                 if isinstance(action, Data):
+                    if loops is not None and (loop := loops.feed(action.data)) is not None:
+                        await ex.fail(loop)  # the target is healthy; its output is not
+                        return
                     await ex.chunk(action.data)
                 elif isinstance(action, Commit):
                     await ex.quiet()
@@ -46,6 +51,9 @@ async def relay(
                     span.first_token()
                     await ex.stream_head(backend)
                     if action.data:
+                        if loops is not None and (loop := loops.feed(action.data)) is not None:
+                            await ex.fail(loop)
+                            return
                         await ex.chunk(action.data)
                 elif isinstance(action, End):
                     await ex.end(action.data)

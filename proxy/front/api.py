@@ -21,6 +21,7 @@ from proxy.core.exchange import Exchange
 from proxy.core.rewrite import ClientRequest
 from proxy.errors import Wire
 from proxy.front.request import forwardable, parse
+from proxy.interactive import guard, steer
 from proxy.providers.base import Endpoint
 from proxy.record import RequestRecord
 from proxy.runtime import Runtime
@@ -112,6 +113,8 @@ class Api:
         verdict: Verdict | None = None
         call: forward.Call | None = None
         counted = False
+        session: str | None = None
+        caller = auth.ANONYMOUS
         try:
             caller = snapshot.keyring.identify(
                 headers.get(b"authorization"), headers.get(b"x-api-key")
@@ -124,6 +127,29 @@ class Api:
             rec.stream = stream
             telemetry.request_started(stream)
             counted = True
+            # Sessions and in-chat commands: before the model check, so an override is checked
+            steered = await steer.steer(
+                runtime.sessions,
+                settings,
+                headers=headers,
+                fields=fields,
+                front=ex.front,  # type: ignore[arg-type]
+                endpoint=endpoint,
+                model=model,
+                stream=stream,
+                include_usage=include_usage,
+                key=caller,
+                allowed=steer.allowed_for(caller, snapshot.table, snapshot.config),
+                request_id=ex.request_id,
+                now=time.time(),
+            )
+            session = rec.session = steered.session
+            if isinstance(steered, steer.Reply):  # commands only: the gateway answers
+                reply = [(b"content-type", steered.content_type), (b"x-proxy-backend", b"gateway")]
+                await ex.answer(200, reply, steered.body)
+                return
+            fields, model = steered.fields, steered.model
+            body = steered.body if steered.body is not None else body
             auth.check_model(caller, model)
             route = snapshot.table.resolve(model)
             if route is None:
@@ -131,6 +157,14 @@ class Api:
                 raise errors.UnknownModel(
                     f"model '{model}' is not routed here; known: {known}", param="model"
                 )
+            if steered.backend is not None:
+                pinned = steer.only_backend(route, steered.backend)
+                if pinned is None:
+                    raise errors.BadRequest(
+                        f"this session is pinned to backend '{steered.backend}', which does not "
+                        f"serve model '{model}'; send !/unset(backend) or pick another model"
+                    )
+                route = pinned
             rec.alias = route.alias
             if governor is not None:  # after auth and the model check: a refusal costs nothing
                 verdict = await governor.admit(
@@ -151,11 +185,17 @@ class Api:
                 receive, settings.timeouts.total, settings.on_disconnect == "drain"
             )
             call = forward.Call(req, ex, runtime, snapshot, t0)
+            if stream and ex.front in ("openai", "anthropic"):
+                call.loops = guard.guard_for(
+                    steer.loops_for(snapshot.config, route.alias), ex.front
+                )
             if route.cache is None or self.cache is None:
                 await forward.run(call, route)
-            else:
+            else:  # each key (and a session pinned to a backend) sees its own entries
+                space = caller.digest.hex() or caller.name
+                if steered.backend is not None:
+                    space += "\0" + steered.backend
                 cc = headers.get(b"cache-control")
-                space = caller.digest.hex() or caller.name  # each key sees its own entries
                 await cache_serve.respond(self.cache, call, route, space, cc)
         except errors.ProxyError as err:
             await ex.fail(err, _attempts_header(rec))
@@ -188,6 +228,8 @@ class Api:
                 self._open.discard(task)
             if watchdog is not None:
                 watchdog.close()
+            if rec.error_type == "loop_detected":
+                await steer.count_loop(runtime.sessions, caller, session)
             if counted:
                 telemetry.request_ended(rec.stream)
             if governor is not None and call is not None:

@@ -69,6 +69,7 @@ FAMILIES = (
     _family("counter", "cache_requests_total", "Requests by cache result.", "alias", "result"),
     _family("gauge", "cache_stored_bytes", "Bytes held by the in-process response cache."),
     _family("counter", "cache_evictions_total", "Cache entries pushed out to make room."),
+    _family("counter", "loops_detected_total", "Streams cut because the output looped.", *_AB),
     _family("gauge", "requests_in_flight", "Requests being handled now."),
     _family("gauge", "streams_open", "Streaming requests being handled now."),
     _family("gauge", "circuit_state", "Workers whose circuit for the target is in this state.",
@@ -169,6 +170,7 @@ _cost = _s["llm_proxy_cost_usd_total"]
 _cache = _s["llm_proxy_cache_requests_total"]
 _cache_bytes = _s["llm_proxy_cache_stored_bytes"]
 _cache_evictions = _s["llm_proxy_cache_evictions_total"]
+_loops = _s["llm_proxy_loops_detected_total"]
 _inflight = _s["llm_proxy_requests_in_flight"]
 _streams = _s["llm_proxy_streams_open"]
 _duration = _h["llm_proxy_request_duration_seconds"]
@@ -224,6 +226,9 @@ def observe(rec: RequestRecord) -> None:
     if rec.cache is not None:
         ck = _bounded(_cache, (alias, rec.cache), 0)
         _cache[ck] = _cache.get(ck, 0.0) + 1
+    if rec.error_type == "loop_detected":
+        lk = _bounded(_loops, ab, 0)
+        _loops[lk] = _loops.get(lk, 0.0) + 1
     REGISTRY.dirty = True
 
 

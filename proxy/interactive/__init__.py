@@ -1,0 +1,1 @@
+"""Steering from inside the chat: sessions, in-chat commands, loop detection."""
