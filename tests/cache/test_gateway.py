@@ -244,8 +244,11 @@ def test_errors_are_never_stored(gw: Gateway, up: FakeUpstream) -> None:
     assert second.status_code == 200 and second.headers["x-proxy-cache"] == "miss"
 
 
-async def many(gw: Gateway, body: dict[str, Any], n: int, stagger: float = 0.0) -> list[Any]:
-    """`n` identical requests at once; (status, x-proxy-cache, text) of each, in order."""
+async def many(
+    gw: Gateway, body: dict[str, Any], n: int, after: FakeUpstream | None = None
+) -> list[Any]:
+    """`n` identical requests at once (the rest only once `after` has the first, when given);
+    (status, x-proxy-cache, text) of each, in order."""
     limits = httpx.Limits(max_connections=n + 5)
     headers = {"authorization": f"Bearer {ALICE}"}
     async with httpx.AsyncClient(base_url=gw.url, headers=headers, limits=limits, timeout=30) as c:
@@ -254,9 +257,10 @@ async def many(gw: Gateway, body: dict[str, Any], n: int, stagger: float = 0.0) 
             r = await c.post("/v1/chat/completions", json=b)
             return r.status_code, r.headers.get("x-proxy-cache", ""), text_of(r)
 
+        seen = len(after.requests) if after is not None else 0
         leader = asyncio.create_task(one(body))
-        if stagger:
-            await asyncio.sleep(stagger)
+        if after is not None:  # the upstream holds the leader's request now
+            await asyncio.to_thread(after.wait_for_requests, seen + 1, 10)
         rest = [asyncio.create_task(one({**body, "stream": s})) for s in streams(n - 1, body)]
         return [await leader, *[await t for t in rest]]
 
@@ -299,7 +303,7 @@ async def test_when_the_leader_fails_followers_ask_again(gw: Gateway, up: FakeUp
     up.script(stall_before_headers(3.0))  # longer than timeouts.first_byte: the leader gets 504
     before = len(up.requests)
     body = {"model": "gpt", "messages": prompt()}
-    results = await many(gw, body, 20, stagger=0.3)
+    results = await many(gw, body, 20, after=up)
     assert results[0][0] == 504
     assert {code for code, _, _ in results[1:]} == {200}
     assert len({t for _, _, t in results[1:]}) == 1
