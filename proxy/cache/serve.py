@@ -63,6 +63,8 @@ async def lead(cache: Cache, call: forward.Call, route: Route, key: str) -> None
     assert route.cache is not None
     ex, req = call.ex, call.req
     flight = Flight(req.stream, req.include_usage)
+    if ex.started:  # a keepalive sent the stream's head while this request was following
+        flight.head(200)
     mine = key not in cache.flights
     if mine:
         cache.flights[key] = flight
@@ -146,17 +148,28 @@ async def follow(call: forward.Call, flight: Flight) -> bool:
     anything (the caller then asks again). A streaming follower that asked for the same
     usage chunk relays the leader's chunks as they arrive."""
     ex, req = call.ex, call.req
-    rec = ex.record
     if not (req.stream and flight.stream and req.include_usage == flight.include_usage):
         await flight.finished()
         if flight.entry is None or not _serves(flight.entry, call):
             return False
         await replay(call, flight.entry, flight.entry.created)
         return True
+    ex.keepalive(call.snapshot.settings.keepalive)  # while the leader's backend thinks
+    try:
+        return await _relay(call, flight)
+    finally:
+        await ex.quiet()
+
+
+async def _relay(call: forward.Call, flight: Flight) -> bool:
+    """A streaming follower relays the leader's chunks as they come."""
+    ex = call.ex
+    rec = ex.record
     sent = 0
     while True:
         while sent < len(flight.chunks):
-            if not ex.started:
+            if not ex.committed:
+                await ex.quiet()
                 rec.cache = "hit"
                 rec.cost = 0.0
                 ex.extra += [HIT, (b"age", b"0")]
@@ -169,16 +182,17 @@ async def follow(call: forward.Call, flight: Flight) -> bool:
         await flight.changed()
     entry = flight.entry
     if entry is not None:
+        await ex.quiet()
         rec.cache = "hit"
         rec.cost = 0.0
         rec.backend, rec.provider_model = entry.backend or None, entry.provider_model or None
-        if not ex.started:
+        if not ex.committed:
             ex.extra += [HIT, (b"age", b"0")]
             ex.committed = True
             await ex.stream_head((entry.backend, entry.provider_model))
         await ex.end(flight.tail or b"")
         return True
-    if not ex.started:
-        return False
+    if not ex.committed:
+        return False  # nothing relayed yet (keepalives at most): this request asks itself
     await ex.fail(errors.BadGateway("the answer this request was sharing failed; retry"))
     return True
