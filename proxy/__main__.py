@@ -1,4 +1,5 @@
-"""Command line: `llm-proxy serve` (granian), `llm-proxy check PATH`, `llm-proxy usage`."""
+"""Command line: `llm-proxy serve` (granian), `llm-proxy check PATH`, `llm-proxy usage`,
+`llm-proxy import FILE`."""
 
 import argparse
 import errno
@@ -29,7 +30,24 @@ def _check(path: str) -> int:
         return 1
     for warning in config.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    for override in config.from_env:
+        print(f"{override.path}: from the environment ({override.variable})")
     print(f"{path}: ok ({len(config.models)} models, {len(config.backends)} backends)")
+    return 0
+
+
+def _import(path: str) -> int:
+    from proxy.importers import ImportFailed, convert
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        print(convert(text, Path(path).name), end="")
+    except (OSError, UnicodeDecodeError) as err:
+        print(f"{path}: cannot read: {err}", file=sys.stderr)
+        return 1
+    except ImportFailed as err:
+        print(f"{path}: {err}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -98,7 +116,9 @@ def _serve(args: argparse.Namespace) -> int:
     from granian.http import HTTP1Settings
     from granian.server import Server
 
-    path = Path(args.config).resolve()
+    # Absolute but NOT resolved: the watcher must follow the path as given, through its
+    # symlinks, every time (a ConfigMap swaps `..data`; `ln -sfn` re-points a link).
+    path = Path(os.path.abspath(args.config))
     try:
         config: Config = read_config(path, dict(os.environ))
     except ConfigError as err:
@@ -108,6 +128,8 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     for warning in config.warnings:
         log.warning("%s", warning)
+    for override in config.from_env:
+        log.info("%s: from the environment (%s)", override.path, override.variable)
     if config.keys is None and not addresses.is_loopback(args.host):
         log.warning(
             "listening on %s without client keys: anyone who can reach this port can use every "
@@ -211,11 +233,17 @@ def main(argv: list[str] | None = None) -> int:
     usage.add_argument("--to", dest="until", help="last day, YYYY-MM-DD (UTC)")
     usage.add_argument("--group", choices=("day", "key", "model", "none"), default="none")
     usage.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    imports = sub.add_parser(
+        "import", help="print a routes.yaml converted from a LiteLLM config or providers list"
+    )
+    imports.add_argument("path")
     args = parser.parse_args(argv)
     if args.command == "check":
         return _check(args.path)
     if args.command == "usage":
         return _usage(args)
+    if args.command == "import":
+        return _import(args.path)
     return _serve(args)
 
 

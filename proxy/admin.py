@@ -17,7 +17,7 @@ from litestar import Request, Response, delete, get, post
 from litestar.datastructures import State
 
 from proxy import addresses, auth, errors, redact
-from proxy.config import Backend, Config, Secret
+from proxy.config import Backend, ClientKey, Config, Secret
 from proxy.interactive import sessions
 from proxy.observe import metrics
 from proxy.runtime import Runtime, Snapshot
@@ -54,13 +54,10 @@ def _bearer_is(request: Request[Any, Any, Any], secret: Secret) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given, wanted)
 
 
-def _caller(request: Request[Any, Any, Any], snapshot: Snapshot) -> Any:
-    authorization = request.headers.get("authorization")
-    api_key = request.headers.get("x-api-key")
-    return snapshot.keyring.identify(
-        authorization.encode("latin-1") if authorization else None,
-        api_key.encode("latin-1") if api_key else None,
-    )
+def _caller(request: Request[Any, Any, Any], snapshot: Snapshot) -> ClientKey:
+    """The caller's key, from the headers settings.key_headers names."""
+    headers = request.scope["headers"]
+    return snapshot.keyring.identify_headers(headers, snapshot.settings.key_headers)
 
 
 @get("/health", sync_to_thread=False)
@@ -184,7 +181,14 @@ def config_view(config: Config) -> dict[str, Any]:
             "state_failure": s.state_failure,
             "state_timeout": s.state_timeout,
             "metrics_key": None if s.metrics_key is None else "***",
+            "key_headers": list(s.key_headers),
+            "default_model": s.default_model,
+            "max_concurrent": s.max_concurrent,
+            "queue_timeout": s.queue_timeout,
+            "direct_addressing": s.direct_addressing,
         },
+        # which values came from LLM_PROXY__ variables (never the values: some are keys)
+        "from_env": {o.path: o.variable for o in config.from_env},
         "backends": {b.name: _backend_view(b) for b in config.backends},
         "models": {
             m.alias: {
@@ -301,7 +305,7 @@ async def metrics_endpoint(request: Request[Any, Any, Any], state: State) -> str
     metrics_key = runtime.snapshot.settings.metrics_key
     if metrics_key is not None and not _bearer_is(request, metrics_key):
         raise errors.Unauthorized("/metrics needs 'Authorization: Bearer <metrics_key>'")
-    return await metrics.scrape(metrics.info_of(runtime))
+    return await metrics.scrape(runtime.metrics_info())
 
 
 @get("/admin/usage")

@@ -30,7 +30,7 @@ from litestar.types import ASGIApp, Message, Receive, Send
 from proxy import accesslog, admin, asgi, errors, redact, telemetry, workers
 from proxy.cache import store as cache_store
 from proxy.config import Settings
-from proxy.front import guard
+from proxy.front import catalogue, guard, openapi, simple
 from proxy.front.api import Api, watch_shutdown
 from proxy.observe import metrics
 from proxy.record import RequestRecord
@@ -232,7 +232,7 @@ def create_app(path: Path | None = None) -> Gateway:
         # way. Without this, full collections walk it under load and stall the loop for tens
         # of ms (measured: p99 at 32 connections 56 ms -> 16 ms).
         gc.freeze()
-        publisher = loop.create_task(metrics.run_publisher(lambda: metrics.info_of(runtime)))
+        publisher = loop.create_task(metrics.run_publisher(runtime.metrics_info))
         tasks = [watcher, publisher]
         served_by = workers.current()
         if served_by.shutdown_flag is not None and served_by.grace is not None:
@@ -270,6 +270,9 @@ def create_app(path: Path | None = None) -> Gateway:
             admin.admin_usage,
             admin.admin_cache_clear,
             admin.ui,
+            catalogue.catalogue,
+            openapi.openapi_json,
+            openapi.docs,
         ],
         lifespan=[lifespan],
         exception_handlers={Exception: _render},
@@ -283,6 +286,7 @@ def create_app(path: Path | None = None) -> Gateway:
         ("/v1/embeddings", api.embeddings),
         ("/v1/messages", api.messages),
         ("/v1/messages/count_tokens", api.count_tokens),
+        ("/chat", simple.SimpleChat(api)),
     ):
         fast[route] = handler
         fast[route + "/"] = handler

@@ -21,12 +21,13 @@ from typing import Literal
 import msgspec
 import yaml
 
-from proxy import config_cache, config_sessions
+from proxy import config_cache, config_env, config_sessions
 from proxy import config_governance as gov
 from proxy.config_backends import FIELDS as _NEW_BACKEND_FIELDS
 from proxy.config_backends import OptionValue, hf_token
 from proxy.config_backends import read as _read_new_fields
 from proxy.config_cache import CacheSettings, ModelCache
+from proxy.config_env import Override
 from proxy.config_governance import Budget, Limits, Price, StateFailure
 from proxy.config_sessions import Commands, LoopDetection, Sessions
 from proxy.config_yaml import (
@@ -64,6 +65,7 @@ __all__ = [
     "LoopDetection",
     "Model",
     "ModelCache",
+    "Override",
     "Price",
     "Problem",
     "Secret",
@@ -149,6 +151,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sessions: Sessions = Sessions()
     commands: Commands = Commands()
     loop_detection: LoopDetection = LoopDetection()
+    key_headers: tuple[str, ...] = ("authorization", "x-api-key")  # lowercased, in order
+    default_model: str | None = None  # used when a request names no model
+    max_concurrent: int | None = None  # per worker; None: no cap
+    queue_timeout: float | None = None  # seconds to wait for a slot; None: refuse at once
+    direct_addressing: bool = False  # BACKEND:MODEL and BACKEND/MODEL route directly
 
 
 class Backend(msgspec.Struct, frozen=True, kw_only=True):
@@ -233,6 +240,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     keys: tuple[ClientKey, ...] | None = None  # None: no `keys:` section, no client auth
     keys_off: bool = False  # `keys: false`: no client auth, written on purpose (keys is None)
     warnings: tuple[Problem, ...] = ()  # disabled backends, unavailable models, ...
+    from_env: tuple[Override, ...] = ()  # values set by LLM_PROXY__ variables, in name order
 
     def backend(self, name: str) -> Backend:
         for backend in self.backends:
@@ -245,10 +253,14 @@ def parse(text: str, env: Mapping[str, str], path: str = "routes.yaml") -> Confi
     """The config in `text`, `${VAR}`s taken from `env`; ConfigError lists EVERY problem."""
     r = Reader(path, env)
     root = r.compose(text)
+    from_env: tuple[Override, ...] = ()
+    if root is not None:
+        root, from_env, bad_paths = config_env.apply(root, env)
+        r.problems.extend(bad_paths)
     config = _config(r, root) if root is not None else None
     if config is None or r.problems:
         raise ConfigError(r.sorted(r.problems))
-    return msgspec.structs.replace(config, warnings=r.sorted(r.warnings))
+    return msgspec.structs.replace(config, warnings=r.sorted(r.warnings), from_env=from_env)
 
 
 _TOP = ("version", "settings", "backends", "models", "keys")
@@ -259,6 +271,7 @@ _SETTINGS = (
     *("allowed_hosts", "cors_origins"),
     "cache",
     *("sessions", "commands", "loop_detection"),
+    *("key_headers", "default_model", "max_concurrent", "queue_timeout", "direct_addressing"),
 )
 _TIMEOUTS = ("connect", "first_byte", "idle", "total", "client_body")
 _MOCK_KNOBS = ("latency", "interval", "tokens", "chunks")
@@ -360,7 +373,28 @@ def _settings(r: Reader, node: yaml.Node) -> Settings:
             if "loop_detection" in f
             else d.loop_detection
         ),
+        key_headers=_key_headers(r, f["key_headers"][1]) if "key_headers" in f else d.key_headers,
+        default_model=r.get(f, "default_model", text, None),
+        max_concurrent=r.get(f, "max_concurrent", integer(1), None),
+        queue_timeout=r.get(f, "queue_timeout", duration(positive=False), None),
+        direct_addressing=r.get(f, "direct_addressing", boolean, d.direct_addressing),
     )
+
+
+def _key_headers(r: Reader, node: yaml.Node) -> tuple[str, ...]:
+    """Header names that carry a client key, lowercased; a list, or one comma-separated value."""
+    if isinstance(node, yaml.ScalarNode) and not is_null(node):
+        names = [n.strip() for n in r.one(node, text, "").split(",")]
+    else:
+        names = [r.one(item, text, "").strip() for item in r.items(node, "settings.key_headers")]
+    names = [n for n in names if n]
+    if not names:
+        r.problem(node, "settings.key_headers is empty; list headers, e.g. [authorization]")
+    bad = [n for n in names if not _HEADER_NAME.fullmatch(n)]
+    for name in bad:
+        r.problem(node, f"{show(name)} in settings.key_headers is not a valid HTTP header name")
+    headers = tuple(dict.fromkeys(n.lower() for n in names))
+    return headers or Settings().key_headers
 
 
 def _timeouts(r: Reader, node: yaml.Node) -> Timeouts:

@@ -32,12 +32,14 @@ _RESOLVER = yaml.resolver.Resolver()
 class Problem(msgspec.Struct, frozen=True):
     """One finding at a place in the file; `str()` is `PATH:LINE:COL: message`."""
 
-    path: str
-    line: int  # 1-based
+    path: str  # the file, or the environment variable a value came from
+    line: int  # 1-based; 0 when `path` is an environment variable
     col: int  # 1-based
     message: str
 
     def __str__(self) -> str:
+        if self.line == 0:  # not in the file: `path` names an environment variable
+            return f"{self.path}: {self.message}"
         return f"{self.path}:{self.line}:{self.col}: {self.message}"
 
 
@@ -262,6 +264,8 @@ class Reader:
         self.warnings: list[Problem] = []
 
     def _at(self, mark: yaml.Mark | None, message: str) -> Problem:
+        if mark is not None and mark.line < 0:  # a node set from the environment
+            return Problem(mark.name, 0, 0, message)
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         return Problem(self.path, line, col, message)
 

@@ -4,6 +4,12 @@ Built whole from a `Config`, never mutated: a request that resolved against one 
 it to the end, whatever reload swaps in meanwhile. Exact aliases win over globs; among globs
 the longest literal prefix wins (then the longest pattern, then file order). `*` in a
 target's model is replaced by the text the glob's first `*` matched.
+
+With `settings.direct_addressing`, a name written `BACKEND:MODEL` or `BACKEND/MODEL`, where
+BACKEND is a backend of the config, routes to that backend with MODEL as the provider model
+id. An exact alias still wins (the operator named it); direct addressing comes before globs,
+so a catch-all glob can't hide it. Which names a key may use is the caller's check, on the
+name as written.
 """
 
 import copy
@@ -49,7 +55,16 @@ class _Glob(NamedTuple):
 
 
 class RouteTable:
-    __slots__ = ("_cache", "_enabled", "_exact", "_globs", "_routes", "aliases")
+    __slots__ = (
+        "_backends",
+        "_cache",
+        "_direct",
+        "_enabled",
+        "_exact",
+        "_globs",
+        "_routes",
+        "aliases",
+    )
 
     def __init__(self, config: Config) -> None:
         enabled = {b.name for b in config.backends if b.enabled}
@@ -71,6 +86,8 @@ class RouteTable:
         self.aliases: tuple[str, ...] = tuple(listed)  # what /v1/models lists
         self._enabled = enabled
         self._cache = config.settings.cache
+        self._direct = config.settings.direct_addressing
+        self._backends = frozenset(b.name for b in config.backends)
 
     def resolve(self, name: str) -> Route | None:
         """The route for a requested model name, or None if nothing matches."""
@@ -85,6 +102,10 @@ class RouteTable:
     def _build(self, name: str) -> Route | None:
         model = self._exact.get(name)
         matched = ""
+        if model is None and self._direct:
+            direct = self.direct(name)
+            if direct is not None:
+                return direct
         if model is None:
             for glob in self._globs:
                 m = glob.regex.match(name)
@@ -100,6 +121,17 @@ class RouteTable:
             _tiers(model.targets, name, matched, self._enabled, model.alias),
             policy(self._cache, model.cache),
         )
+
+    def direct(self, name: str) -> Route | None:
+        """`BACKEND:MODEL` or `BACKEND/MODEL` as a one-target route (whatever the setting),
+        or None when no defined backend is named. A disabled backend gives no tiers."""
+        for sep in (":", "/"):
+            backend, found, model = name.partition(sep)
+            if found and model and backend in self._backends:
+                target = Target(backend=backend, model=model)
+                tiers = _tiers((target,), name, "", self._enabled, name)
+                return Route(name, "weighted", tiers, policy(self._cache, None))
+        return None
 
     def extended(self, models: Sequence[Model]) -> "RouteTable":
         """A new table that also routes `models` (discovered ones: exact aliases, one target

@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import NamedTuple
 
 from proxy import providers, redact, reload_guard, watch, workers
+from proxy.admission import Gate
 from proxy.auth import Keyring
 from proxy.config import Backend, Config, ConfigError, Model, Problem, Settings, parse
 from proxy.discovery import Discovery
 from proxy.interactive.redis_sessions import open_sessions
 from proxy.interactive.sessions import SessionStore
+from proxy.observe import metrics
 from proxy.providers.base import Adapter
 from proxy.providers.transport import Transport
 from proxy.routing import RouteTable
@@ -92,6 +94,25 @@ class Runtime:
         self._discovery = Discovery(self._on_discovered)
         self.snapshot = self._build(config, None)  # `serve` logged this config's warnings
         self.circuits.pin(self.snapshot.table.fixed_targets())
+        # settings.max_concurrent, per worker; the front doors enter `gate.admit()`.
+        self.gate = Gate(
+            config.settings.max_concurrent, config.settings.queue_timeout, metrics.admission
+        )
+
+    def metrics_info(self) -> metrics.RuntimeInfo:
+        """This runtime's numbers for `/metrics`; circuits of glob-expanded targets only while
+        not closed (their model names are client text: a closed one says nothing a label set
+        should be spent on)."""
+        now = time.monotonic()
+        pinned = self.circuits.pinned
+        circuits = []
+        for k, c in self.circuits.items():
+            state = c.state(now)
+            if state != "closed" or k in pinned:
+                circuits.append((k.backend, k.model, state))
+        return metrics.RuntimeInfo(
+            self.snapshot.generation, self.reloads_ok, self.reloads_failed, circuits
+        )
 
     def _table(self, config: Config) -> RouteTable:
         names = {b.name for b in config.backends}
@@ -155,6 +176,7 @@ class Runtime:
                 return self._reject(reason, refused, loud=True)
             new = self._swap(config)
             await self._discovery.update(config.backends)  # list at once; warns, never fails
+            self.gate.configure(config.settings.max_concurrent, config.settings.queue_timeout)
             redact.remember(config)  # new secrets are masked in logs from now on
             self.reloads_ok += 1
             self.last_error = ()

@@ -10,6 +10,7 @@ import re
 from typing import NamedTuple
 
 KEEPALIVE = b": keepalive\n\n"
+_BOM = b"\xef\xbb\xbf"
 MAX_LINE = 16 * 2**20  # bytes in one line: a base64 image fits, an endless line does not
 
 
@@ -57,21 +58,20 @@ class Decoder:
     @property
     def pending(self) -> bool:
         """True while bytes of an event that has not been dispatched are held."""
-        return bool(self._parts) or self._has_data or bool(self._event)
+        return bool(self._parts or self._bom_buf) or self._has_data or bool(self._event)
 
     def feed(self, chunk: bytes) -> list[Event]:
         if not chunk:
             return []
-        if self._bom and chunk.startswith(b"\xef\xbb\xbf"[: len(chunk)]):
-            if len(chunk) < 3:  # a BOM split across chunks: wait for the rest
-                self._bom_buf += chunk
-                chunk = self._bom_buf
-                if len(chunk) < 3 and b"\xef\xbb\xbf".startswith(chunk):
-                    return []
-                self._bom_buf = b""
-            if chunk.startswith(b"\xef\xbb\xbf"):
+        if self._bom:  # a UTF-8 BOM may open the stream (WHATWG: strip it), split or not
+            if self._bom_buf:
+                chunk, self._bom_buf = self._bom_buf + chunk, b""
+            if len(chunk) < 3 and _BOM.startswith(chunk):
+                self._bom_buf = chunk
+                return []
+            if chunk.startswith(_BOM):
                 chunk = chunk[3:]
-        self._bom = False
+            self._bom = False
         if not chunk:
             return []
         if self._skip_lf and chunk[:1] == b"\n":

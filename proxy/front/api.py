@@ -14,13 +14,14 @@ import time
 from pathlib import Path
 
 from proxy import accesslog, asgi, auth, errors, telemetry
+from proxy.admission import Overloaded
 from proxy.cache import serve as cache_serve
 from proxy.cache.store import Cache
 from proxy.core import forward
 from proxy.core.exchange import Exchange
 from proxy.core.rewrite import ClientRequest
 from proxy.errors import Wire
-from proxy.front.request import forwardable, parse
+from proxy.front.request import forwardable, parse, with_default_model
 from proxy.interactive import guard, steer
 from proxy.providers.base import Endpoint
 from proxy.record import RequestRecord
@@ -87,7 +88,10 @@ class Api:
         snapshot = runtime.snapshot
         with tracer.request("POST", scope["path"], scope["headers"], request_id=request_id) as span:
             try:
-                await self._serve(scope, receive, ex, endpoint, headers, runtime, t0)
+                async with runtime.gate.admit():  # settings.max_concurrent, per worker
+                    await self._serve(scope, receive, ex, endpoint, headers, runtime, t0)
+            except Overloaded as err:  # raised before the request was read: nothing sent yet
+                await ex.fail(err)
             finally:
                 rec.total_ms = (time.perf_counter() - t0) * 1000.0
                 telemetry.finish(rec, snapshot.settings.log_prompts, span)
@@ -116,13 +120,12 @@ class Api:
         session: str | None = None
         caller = auth.ANONYMOUS
         try:
-            caller = snapshot.keyring.identify(
-                headers.get(b"authorization"), headers.get(b"x-api-key")
-            )
+            caller = snapshot.keyring.identify_headers(scope["headers"], settings.key_headers)
             rec.key_name = caller.name
             _check_json(headers.get(b"content-type"))
             timeouts = settings.timeouts
             body = await asgi.read_body(headers, receive, settings.max_body, timeouts.client_body)
+            body = with_default_model(body, settings.default_model)
             fields, model, stream, include_usage = parse(body, endpoint)
             rec.stream = stream
             telemetry.request_started(stream)

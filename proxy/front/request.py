@@ -111,6 +111,23 @@ def parse(body: bytes, endpoint: Endpoint) -> Parsed:
     return Parsed(fields, model, stream, include_usage)
 
 
+def with_default_model(body: bytes, default: str | None) -> bytes:
+    """`body` with `model` set to `default` (settings.default_model) when it names none:
+    absent, null or "". Otherwise the client's bytes, untouched; a body that is not a JSON
+    object is left for `parse` to refuse."""
+    if default is None:
+        return body
+    try:
+        fields = _top_level.decode(body)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return body
+    raw = fields.get("model")
+    if not _is_null(raw) and raw is not None and memoryview(raw).tobytes() != b'""':
+        return body
+    fields["model"] = msgspec.Raw(_encode(default))
+    return _encode(fields)
+
+
 def check_model_name(model: str) -> None:
     """A model name goes into headers, circuits, spans and logs: no control characters."""
     if len(model) > MAX_MODEL:

@@ -2,7 +2,7 @@
 
 Read as text (no image is built here): every COPY source exists, the default command is the
 documented `llm-proxy serve ...`, the console script behind it is the one pyproject declares,
-and the image exposes 8080, checks /health and runs as a non-root user.
+and the image exposes 8080, checks /ready and runs as a non-root user.
 """
 
 import importlib
@@ -114,8 +114,25 @@ def test_copy_from_names_an_earlier_stage(steps: list[Instruction]) -> None:
             assert names[m.group(1)] < step.stage
 
 
+def arg_defaults(steps: list[Instruction]) -> dict[str, str]:
+    """Global ARGs (before the first FROM) with their defaults."""
+    out: dict[str, str] = {}
+    for s in steps:
+        if s.stage >= 0:
+            break
+        if s.keyword == "ARG" and "=" in s.args:
+            name, _, value = s.args.partition("=")
+            out[name.strip()] = value.strip()
+    return out
+
+
 def test_multi_stage_python_slim(steps: list[Instruction]) -> None:
-    bases = [s.args.split()[0] for s in steps if s.keyword == "FROM"]
+    defaults = arg_defaults(steps)
+    bases = [
+        re.sub(r"\$\{(\w+)\}", lambda m: defaults[m.group(1)], s.args.split()[0])
+        for s in steps
+        if s.keyword == "FROM"
+    ]
     assert len(bases) >= 2, "expected a build stage and a runtime stage"
     assert re.match(r"(docker\.io/(library/)?)?python:3\.1[1-9][\w.-]*-slim", bases[-1]), bases
     assert not re.search(r"pip install.*-e\b", CONTAINERFILE.read_text())
@@ -164,11 +181,11 @@ def test_expose_8080(steps: list[Instruction]) -> None:
     assert "8080" in exposed
 
 
-def test_healthcheck_probes_health_on_8080(steps: list[Instruction]) -> None:
+def test_healthcheck_probes_ready_on_8080(steps: list[Instruction]) -> None:
     check = last(steps, "HEALTHCHECK")
     assert check.args.upper() != "NONE"
     assert re.search(r"\bCMD\b", check.args), check.args
-    assert re.search(r"127\.0\.0\.1:8080/health\b|localhost:8080/health\b", check.args)
+    assert re.search(r"127\.0\.0\.1:8080/ready\b|localhost:8080/ready\b", check.args)
     # the probe must work in a slim image: no curl/wget unless installed
     text = CONTAINERFILE.read_text()
     for tool in ("curl", "wget"):

@@ -296,3 +296,20 @@ def test_frame_end_is_a_line_boundary_for_the_relay() -> None:
     cut = frame_end(buf)
     assert buf[:cut].endswith((b"\n\n", b"\r\n\r\n"))
     assert re.fullmatch(rb"data: c", buf[cut:])
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [b"\xef", b"\xbb", b"\xbfdata: x\n\n"],
+        [b"\xef\xbb", b"\xbfdata: x\n\n"],
+        [b"\xef", b"\xbb\xbfdata: x\n", b"\n"],
+        [b":", b"\r", b"\n", b"data: x\r\n\r\n"],
+    ],
+)
+def test_split_bom_and_crlf_give_the_same_events_and_state(chunks: list[bytes]) -> None:
+    whole, parts = Decoder(), Decoder()
+    expected = whole.feed(b"".join(chunks))
+    got = [e for c in chunks for e in parts.feed(c)]
+    assert got == expected == [Event("x")]
+    assert parts.pending is whole.pending is False

@@ -234,7 +234,12 @@ def test_unsampled_requests_record_nothing_but_still_propagate(
         tracer.shutdown()
 
 
-def test_otlp_without_its_package_warns_and_stays_off(caplog: pytest.LogCaptureFixture) -> None:
+def test_otlp_without_its_package_warns_and_stays_off(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # absent even where the `otlp` extra is installed: a None entry makes the import fail
+    for kind in ("http", "grpc"):
+        monkeypatch.setitem(sys.modules, f"opentelemetry.exporter.otlp.proto.{kind}", None)
     caplog.set_level(logging.WARNING, logger="llm_proxy.telemetry")
     tracer.configure({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"})
     assert not tracer.enabled

@@ -112,7 +112,7 @@ async def run_publisher(
 ) -> None:
     """Publish this worker's state whenever it changed, at most every `interval`; forever.
 
-    `info` (e.g. `lambda: metrics.info_of(runtime)`) lets circuit states and reload counts
+    `info` (e.g. `runtime.metrics_info`) lets circuit states and reload counts
     reach other workers' scrapes too. Returns at once without a metrics directory.
     """
     directory = metrics_dir()

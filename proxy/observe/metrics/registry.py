@@ -7,17 +7,13 @@ copy of the registry as it stands: what `publish` writes to disk and `export` re
 
 import bisect
 import os
-import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 import msgspec
 
 from proxy.observe.metrics import prices
 from proxy.record import RequestRecord
-
-if TYPE_CHECKING:
-    from proxy.runtime import Runtime
 
 Labels = tuple[str, ...]
 Kind = Literal["counter", "gauge", "histogram"]
@@ -83,6 +79,8 @@ FAMILIES = (
             "(the state_failure mode answered instead).", "op"),
     _family("gauge", "budget_remaining_usd", "USD left in the key's budget period, as last "
             "seen by any worker (the key's name, never the key).", "key", agg="min"),
+    _family("counter", "admission_total", "Requests under settings.max_concurrent by result "
+            "(admitted, queued, refused).", "result"),
 )  # fmt: skip
 BY_NAME = {f.name: f for f in FAMILIES}
 
@@ -94,21 +92,6 @@ class RuntimeInfo(NamedTuple):
     reloads_ok: int
     reloads_failed: int
     circuits: Sequence[tuple[str, str, str]] = ()  # (backend, provider model, state)
-
-
-def info_of(runtime: "Runtime") -> RuntimeInfo:
-    """The runtime's numbers; circuits of glob-expanded targets only while not closed (their
-    model names are client text: a closed one says nothing a label set should be spent on)."""
-    now = time.monotonic()
-    pinned = runtime.circuits.pinned
-    circuits = []
-    for k, c in runtime.circuits.items():
-        state = c.state(now)
-        if state != "closed" or k in pinned:
-            circuits.append((k.backend, k.model, state))
-    return RuntimeInfo(
-        runtime.snapshot.generation, runtime.reloads_ok, runtime.reloads_failed, circuits
-    )
 
 
 class Registry:
@@ -178,6 +161,7 @@ _ttft = _h["llm_proxy_time_to_first_token_seconds"]
 _overhead = _h["llm_proxy_gateway_overhead_seconds"]
 _state_failures = _s["llm_proxy_state_failures_total"]
 _budget_left = _s["llm_proxy_budget_remaining_usd"]
+_admission = _s["llm_proxy_admission_total"]
 
 
 def _observe(
@@ -263,6 +247,12 @@ def cache_evicted(n: int) -> None:
 
 def budget_remaining(key_name: str, usd: float) -> None:
     _budget_left[(key_name,)] = usd
+    REGISTRY.dirty = True
+
+
+def admission(result: str) -> None:
+    """One request met the concurrency cap: admitted, queued (waited for a slot) or refused."""
+    _admission[(result,)] = _admission.get((result,), 0.0) + 1
     REGISTRY.dirty = True
 
 
