@@ -359,3 +359,15 @@ def test_admin_delete_empties_the_cache(gw: Gateway) -> None:
     r = httpx.delete(gw.url + "/admin/cache", headers=admin, timeout=10)
     assert r.status_code == 200
     assert post(gw, shared).headers["x-proxy-cache"] == "miss"
+
+
+def test_the_simple_chat_door_is_cached_too(gw: Gateway, up: FakeUpstream) -> None:
+    before = len(up.requests)
+    body = {"model": "gpt", "prompt": str(uuid.uuid4())}
+    headers = {"authorization": f"Bearer {ALICE}"}
+    first = httpx.post(gw.url + "/chat", json=body, headers=headers, timeout=20)
+    second = httpx.post(gw.url + "/chat", json=body, headers=headers, timeout=20)
+    assert first.status_code == second.status_code == 200
+    assert (first.headers["x-proxy-cache"], second.headers["x-proxy-cache"]) == ("miss", "hit")
+    assert second.json()["text"] == first.json()["text"]
+    assert len(up.requests) == before + 1
