@@ -121,6 +121,7 @@ class Cache:
             return
         memory = self.memory
         memory.pop(key, None)
+        memory.expire()  # what expired makes room first: only live entries are evicted
         while len(memory) >= self.settings.max_entries:
             memory.popitem()
         memory[key] = _Held(entry, self.clock() + ttl, size)
