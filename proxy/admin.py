@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from litestar import Request, Response, get, post
+from litestar import Request, Response, delete, get, post
 from litestar.datastructures import State
 
 from proxy import addresses, auth, errors, redact
@@ -332,6 +332,24 @@ async def admin_usage(request: Request[Any, Any, Any], state: State) -> Response
         ) from None
     media, body = report.render(rows, query)
     return Response(body, media_type=media)
+
+
+@delete("/admin/cache", status_code=200)
+async def admin_cache_clear(
+    request: Request[Any, Any, Any], state: State, model: str | None = None
+) -> dict[str, Any]:
+    """Empty the response cache (only `model`'s entries, by alias, when given): this worker's
+    memory and the shared Redis tier; other workers' memory tiers keep theirs until expiry."""
+    runtime = runtime_of(state)
+    _check_admin(request, runtime.snapshot)
+    cache = getattr(state, "cache", None)
+    if cache is None:
+        return {"cleared": 0, "model": model}
+    alias = model
+    if model is not None:
+        route = runtime.snapshot.table.resolve(model)
+        alias = route.alias if route is not None else model
+    return {"cleared": await cache.clear(alias), "model": alias}
 
 
 _UI_DIR = Path(__file__).parent / "ui"

@@ -28,6 +28,7 @@ from litestar.exceptions import HTTPException
 from litestar.types import ASGIApp, Message, Receive, Send
 
 from proxy import accesslog, admin, asgi, errors, redact, telemetry, workers
+from proxy.cache import store as cache_store
 from proxy.config import Settings
 from proxy.front import catalogue, guard, openapi, simple
 from proxy.front.api import Api, watch_shutdown
@@ -221,6 +222,7 @@ def create_app(path: Path | None = None) -> Gateway:
             os.environ,
         )
         api.governor = app.state.governor = governor
+        api.cache = app.state.cache = cache_store.for_settings(config.settings)
         loop = asyncio.get_running_loop()
         reloads: set[asyncio.Task[Any]] = set()
 
@@ -256,6 +258,7 @@ def create_app(path: Path | None = None) -> Gateway:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signal.SIGHUP)
             await governor.close()  # the ledger's last second is written
+            await api.cache.close()
             await runtime.close()
             telemetry.shutdown()
 
@@ -271,6 +274,7 @@ def create_app(path: Path | None = None) -> Gateway:
             admin.admin_sessions,
             admin.metrics_endpoint,
             admin.admin_usage,
+            admin.admin_cache_clear,
             admin.ui,
             catalogue.catalogue,
             openapi.openapi_json,

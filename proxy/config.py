@@ -22,11 +22,12 @@ from urllib.parse import urlsplit
 import msgspec
 import yaml
 
-from proxy import config_env, config_sessions
+from proxy import config_cache, config_env, config_sessions
 from proxy import config_governance as gov
 from proxy.config_backends import FIELDS as _NEW_BACKEND_FIELDS
 from proxy.config_backends import OptionValue, hf_token
 from proxy.config_backends import read as _read_new_fields
+from proxy.config_cache import CacheSettings, ModelCache
 from proxy.config_env import Override
 from proxy.config_governance import Budget, Limits, Price, StateFailure
 from proxy.config_sessions import Commands, LoopDetection, Sessions
@@ -56,6 +57,7 @@ __all__ = [
     "Backend",
     "BackendType",
     "Budget",
+    "CacheSettings",
     "ClientKey",
     "Commands",
     "Config",
@@ -63,6 +65,7 @@ __all__ = [
     "Limits",
     "LoopDetection",
     "Model",
+    "ModelCache",
     "Override",
     "Price",
     "Problem",
@@ -151,6 +154,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # on a loopback address, any host otherwise.
     allowed_hosts: tuple[str, ...] | None = None
     cors_origins: tuple[str, ...] = ()  # origins whose browsers may call the API ("*": any)
+    cache: CacheSettings | None = None  # None: only models with their own `cache:` are cached
     sessions: Sessions = Sessions()
     commands: Commands = Commands()
     loop_detection: LoopDetection = LoopDetection()
@@ -211,6 +215,7 @@ class Model(msgspec.Struct, frozen=True, kw_only=True):
     alias: str  # may be a glob with "*"
     targets: tuple[Target, ...]  # never empty
     strategy: Strategy = "weighted"
+    cache: ModelCache | None = None  # None: as settings.cache says (see proxy.config_cache)
     loop_detection: LoopDetection = LoopDetection()  # settings' own unless the model sets one
 
 
@@ -272,7 +277,7 @@ _SETTINGS = (
     *("failure_threshold", "cooldown", "retries", "timeouts", "max_body"),
     *("log_prompts", "admin_key", "keepalive", "on_disconnect"),
     *("state", "state_failure", "state_timeout", "metrics_key"),
-    *("allowed_hosts", "cors_origins", "responses_store"),
+    *("allowed_hosts", "cors_origins", "responses_store", "cache"),
     *("sessions", "commands", "loop_detection"),
     *("key_headers", "default_model", "max_concurrent", "queue_timeout", "direct_addressing"),
 )
@@ -286,7 +291,7 @@ _BACKEND = (
     *_MOCK_KNOBS,
     *_NEW_BACKEND_FIELDS,
 )
-_MODEL = ("targets", "strategy", "loop_detection")
+_MODEL = ("targets", "strategy", "loop_detection", "cache")
 _TARGET = ("backend", "model", "priority", "weight", "price")
 _KEY = ("name", "key", "sha256", "models", "rpm", "tpm", "max_parallel", "limits", "budget")
 _DEFAULT_URLS: dict[BackendType, str] = {
@@ -368,6 +373,7 @@ def _settings(r: Reader, node: yaml.Node) -> Settings:
         cors_origins=(
             _texts(r, "settings.cors_origins", f["cors_origins"][1]) if "cors_origins" in f else ()
         ),
+        cache=config_cache.settings(r, f["cache"][1]) if "cache" in f else None,
         sessions=config_sessions.sessions(r, f["sessions"][1]) if "sessions" in f else d.sessions,
         commands=config_sessions.commands(r, f["commands"][1]) if "commands" in f else d.commands,
         loop_detection=(
@@ -558,8 +564,15 @@ def _models(
             )
         else:
             loops_here = loops
+        cache = config_cache.model(r, f["cache"][1], alias) if "cache" in f else None
         models.append(
-            Model(alias=alias, targets=targets, strategy=strategy, loop_detection=loops_here)
+            Model(
+                alias=alias,
+                targets=targets,
+                strategy=strategy,
+                loop_detection=loops_here,
+                cache=cache,
+            )
         )
     if not models and not r.problems:
         r.warn(key, "no models are defined; every request will get 404 model_not_found")

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from proxy.config import Config, Model, Price, Target
+from proxy.config_cache import Policy, policy
 
 
 class TargetKey(NamedTuple):
@@ -43,6 +44,7 @@ class Route(NamedTuple):
     alias: str  # the alias (or glob) that matched
     strategy: str
     tiers: tuple[tuple[Candidate, ...], ...]  # by priority, lowest first
+    cache: Policy | None = None  # None: answers are not cached (proxy.cache)
 
 
 class _Glob(NamedTuple):
@@ -53,7 +55,16 @@ class _Glob(NamedTuple):
 
 
 class RouteTable:
-    __slots__ = ("_backends", "_direct", "_enabled", "_exact", "_globs", "_routes", "aliases")
+    __slots__ = (
+        "_backends",
+        "_cache",
+        "_direct",
+        "_enabled",
+        "_exact",
+        "_globs",
+        "_routes",
+        "aliases",
+    )
 
     def __init__(self, config: Config) -> None:
         enabled = {b.name for b in config.backends if b.enabled}
@@ -74,6 +85,7 @@ class RouteTable:
         self._routes: dict[str, Route | None] = {}
         self.aliases: tuple[str, ...] = tuple(listed)  # what /v1/models lists
         self._enabled = enabled
+        self._cache = config.settings.cache
         self._direct = config.settings.direct_addressing
         self._backends = frozenset(b.name for b in config.backends)
 
@@ -107,6 +119,7 @@ class RouteTable:
             model.alias,
             model.strategy,
             _tiers(model.targets, name, matched, self._enabled, model.alias),
+            policy(self._cache, model.cache),
         )
 
     def direct(self, name: str) -> Route | None:
@@ -116,7 +129,8 @@ class RouteTable:
             backend, found, model = name.partition(sep)
             if found and model and backend in self._backends:
                 target = Target(backend=backend, model=model)
-                return Route(name, "weighted", _tiers((target,), name, "", self._enabled, name))
+                tiers = _tiers((target,), name, "", self._enabled, name)
+                return Route(name, "weighted", tiers, policy(self._cache, None))
         return None
 
     def extended(self, models: Sequence[Model]) -> "RouteTable":

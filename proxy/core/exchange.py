@@ -10,6 +10,7 @@ Every error of every front door goes through it.
 
 import asyncio
 from collections.abc import Iterable
+from typing import Protocol
 
 from proxy import errors, sse
 from proxy.asgi import RawHeaders, Send
@@ -21,6 +22,14 @@ _SSE_HEAD: RawHeaders = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
+
+
+class Tap(Protocol):
+    """Sees what the client gets (the response cache records answers this way)."""
+
+    def head(self, status: int) -> None: ...
+    def chunk(self, data: bytes) -> None: ...
+    def end(self, data: bytes) -> None: ...
 
 
 class Exchange:
@@ -38,6 +47,7 @@ class Exchange:
         "record",
         "request_id",
         "started",
+        "tap",
     )
 
     def __init__(self, send: Send, front: Wire, request_id: str, record: RequestRecord) -> None:
@@ -49,6 +59,7 @@ class Exchange:
         self.committed = False  # stream content has gone out: no more failover
         self.closed = False  # the response is complete (or ended by an error event)
         self.extra: RawHeaders = []  # on every head this response sends (rate-limit state)
+        self.tap: Tap | None = None  # the cache's recorder, when this answer may be stored
         self._interval = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._ping: asyncio.Task[None] | None = None
@@ -64,6 +75,8 @@ class Exchange:
             self.record.status = status
         headers.append((b"x-request-id", self.request_id.encode()))
         headers.extend(self.extra)
+        if self.tap is not None:
+            self.tap.head(status)
         await self._send({"type": "http.response.start", "status": status, "headers": headers})
 
     async def stream_head(self, backend: tuple[str, str] | None = None) -> None:
@@ -78,6 +91,8 @@ class Exchange:
 
     async def chunk(self, data: bytes) -> None:
         """A part of the body; the head must have gone out."""
+        if self.tap is not None:
+            self.tap.chunk(data)
         await self._send({"type": "http.response.body", "body": data, "more_body": True})
 
     async def end(self, data: bytes = b"") -> None:
@@ -85,6 +100,8 @@ class Exchange:
         if self.closed:
             return
         self.closed = True
+        if self.tap is not None:
+            self.tap.end(data)
         await self._send({"type": "http.response.body", "body": data, "more_body": False})
 
     async def answer(self, status: int, headers: RawHeaders, body: bytes) -> None:

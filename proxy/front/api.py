@@ -15,6 +15,8 @@ from pathlib import Path
 
 from proxy import accesslog, asgi, auth, errors, responses_store, telemetry
 from proxy.admission import Overloaded
+from proxy.cache import serve as cache_serve
+from proxy.cache.store import Cache
 from proxy.config import Settings
 from proxy.core import forward
 from proxy.core.exchange import Exchange
@@ -43,6 +45,7 @@ class Api:
         self.runtime: Runtime | None = None
         self.responses_store: ResponsesStore | None = None  # made on first use, per worker
         self.governor: Governor | None = None  # limits, budgets and the usage ledger
+        self.cache: Cache | None = None  # the response cache (used by routes that cache)
         self._open: set[asyncio.Task[object]] = set()  # requests being served
         self._closing = False  # grace is nearly over: open requests are being ended
 
@@ -250,7 +253,14 @@ class Api:
                 call.loops = guard.guard_for(
                     steer.loops_for(snapshot.config, route.alias), ex.front
                 )
-            await forward.run(call, route)
+            if route.cache is None or self.cache is None:
+                await forward.run(call, route)
+            else:  # each key (and a session pinned to a backend) sees its own entries
+                space = caller.digest.hex() or caller.name
+                if steered.backend is not None:
+                    space += "\0" + steered.backend
+                cc = headers.get(b"cache-control")
+                await cache_serve.respond(self.cache, call, route, space, cc)
         except errors.ProxyError as err:
             await ex.fail(err, _attempts_header(rec))
         except asyncio.CancelledError:
@@ -287,17 +297,19 @@ class Api:
             if counted:
                 telemetry.request_ended(rec.stream)
             if governor is not None and call is not None:
-                rec.cost = await governor.finish(
+                hit = rec.cache == "hit"  # a cached answer: no upstream tokens, no cost
+                cost = await governor.finish(
                     verdict,
                     key_name=rec.key_name or "",
                     alias=rec.alias or "",
                     backend=rec.backend or "",
                     provider_model=rec.provider_model or "",
-                    price=call.price,
-                    input_tokens=rec.tokens_in,
-                    output_tokens=rec.tokens_out,
+                    price=None if hit else call.price,
+                    input_tokens=None if hit else rec.tokens_in,
+                    output_tokens=None if hit else rec.tokens_out,
                     error=rec.status >= 400 or rec.error_type is not None,
                 )
+                rec.cost = 0.0 if hit else cost
 
 
 SHUTDOWN_MARGIN = 1.0  # seconds before the kill that open requests are ended

@@ -63,6 +63,8 @@ FAMILIES = (
     _family("counter", "tokens_total", "Tokens reported by upstreams.", *_AB, "type"),
     _family("counter", "cost_usd_total", "Estimated cost, where the price is known.", *_AB),
     _family("counter", "cache_requests_total", "Requests by cache result.", "alias", "result"),
+    _family("gauge", "cache_stored_bytes", "Bytes held by the in-process response cache."),
+    _family("counter", "cache_evictions_total", "Cache entries pushed out to make room."),
     _family("counter", "loops_detected_total", "Streams cut because the output looped.", *_AB),
     _family("gauge", "requests_in_flight", "Requests being handled now."),
     _family("gauge", "streams_open", "Streaming requests being handled now."),
@@ -149,6 +151,8 @@ _failures = _s["llm_proxy_upstream_failures_total"]
 _tokens = _s["llm_proxy_tokens_total"]
 _cost = _s["llm_proxy_cost_usd_total"]
 _cache = _s["llm_proxy_cache_requests_total"]
+_cache_bytes = _s["llm_proxy_cache_stored_bytes"]
+_cache_evictions = _s["llm_proxy_cache_evictions_total"]
 _loops = _s["llm_proxy_loops_detected_total"]
 _inflight = _s["llm_proxy_requests_in_flight"]
 _streams = _s["llm_proxy_streams_open"]
@@ -228,6 +232,16 @@ def attempt_failed(backend: str, model: str, kind: str) -> None:
 
 def state_failed(op: str) -> None:
     _state_failures[(op,)] = _state_failures.get((op,), 0.0) + 1
+    REGISTRY.dirty = True
+
+
+def cache_stored(size: float) -> None:
+    _cache_bytes[()] = float(size)
+    REGISTRY.dirty = True
+
+
+def cache_evicted(n: int) -> None:
+    _cache_evictions[()] = _cache_evictions.get((), 0.0) + n
     REGISTRY.dirty = True
 
 
