@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from proxy.config_governance import Budget, Limits
+from proxy.config.governance import Budget, Limits
 from proxy.state.memory import MemoryStore
 from proxy.state.redis import RedisStore
 from proxy.state.sqlite import SqliteStore

@@ -8,7 +8,7 @@ overrides it. Input tokens count every prompt token; the cached part of them is 
 
 from collections.abc import Mapping
 
-from proxy.config_governance import Price
+from proxy.config.governance import Price
 
 
 def price_for(

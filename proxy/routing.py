@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from proxy.config import Config, Model, Price, Target
-from proxy.config_cache import Policy, policy
+from proxy.config.cache import Policy, policy
 
 
 class TargetKey(NamedTuple):

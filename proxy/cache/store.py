@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 from proxy.cache.entry import Entry, pack, unpack
 from proxy.cache.flight import Flight
 from proxy.config import Settings
-from proxy.config_cache import CacheSettings
+from proxy.config.cache import CacheSettings
 from proxy.observe import metrics
 from proxy.state.connect import is_redis
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from proxy.config_governance import StateFailure
+from proxy.config.governance import StateFailure
 from proxy.state.store import (
     Ask,
     Reservation,

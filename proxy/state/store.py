@@ -13,7 +13,7 @@ from typing import Literal, NamedTuple, Protocol
 
 import msgspec
 
-from proxy.config_governance import Budget, Limits, Period
+from proxy.config.governance import Budget, Limits, Period
 
 __all__ = [
     "Ask",

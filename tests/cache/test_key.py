@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from proxy.cache.key import canonical, control, key_of
 from proxy.config import ConfigError, parse
-from proxy.config_cache import CacheSettings, ModelCache, Policy, policy
+from proxy.config.cache import CacheSettings, ModelCache, Policy, policy
 from proxy.routing import RouteTable
 
 json_values = st.recursive(

@@ -3,7 +3,7 @@ the Redis tier against a real redis-server (and an unreachable one: a miss, neve
 
 from proxy.cache.entry import Entry
 from proxy.cache.store import OVERHEAD, Cache
-from proxy.config_cache import CacheSettings
+from proxy.config.cache import CacheSettings
 from proxy.observe.metrics.registry import REGISTRY
 from tests.conftest import free_port
 from tests.state.conftest import RedisServer

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxy.config_sessions import MIN_WINDOW
+from proxy.config.sessions import MIN_WINDOW
 from proxy.interactive.loops import CHECK_EVERY, MIN_SPAN, Detector, Loop
 
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from proxy.config_governance import Budget, Limits
+from proxy.config.governance import Budget, Limits
 from proxy.state.memory import MemoryStore
 from proxy.state.redis import RedisStore
 from proxy.state.sqlite import FILE_NAME, SqliteStore

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.config_governance import Budget, StateFailure
+from proxy.config.governance import Budget, StateFailure
 from proxy.state import guard
 from proxy.state.guard import GuardedStore
 from proxy.state.ledger import Ledger

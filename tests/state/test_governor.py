@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from proxy.config import ClientKey, Price, parse
-from proxy.config_governance import Budget
+from proxy.config.governance import Budget
 from proxy.observe import metrics
 from proxy.state.governor import Governor
 from proxy.state.store import UsageFilter

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from proxy.config import ClientKey
-from proxy.config_governance import Budget, Limits, Price
+from proxy.config.governance import Budget, Limits, Price
 from proxy.pricing import cost, price_for
 from proxy.state import governance, limits
 from proxy.state.limits import Bucket, ScopeState

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.config_governance import Budget, Limits
+from proxy.config.governance import Budget, Limits
 from proxy.state import limits
 from proxy.state.store import Scope, Store, UsageFilter, UsageRow
 from tests.state.conftest import RedisServer

@@ -1,4 +1,4 @@
-"""proxy.config_env: LLM_PROXY__ overrides are checked like the file's values and named by
+"""proxy.config.env: LLM_PROXY__ overrides are checked like the file's values and named by
 their variable when wrong."""
 
 import string

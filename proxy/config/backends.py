@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 import msgspec
 import yaml
 
-from proxy.config_yaml import NULL, Fields, Reader, Scalar, boolean, choice, duration, is_null, kind
+from proxy.config.yaml import NULL, Fields, Reader, Scalar, boolean, choice, duration, is_null, kind
 from proxy.template import HttpTemplate, Path, StreamFormat, parse_path, problems
 
 DISCOVER_DEFAULT = 60.0  # seconds between listings: `discover: true`, and ollama's default

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import yaml
 
-from proxy.config_yaml import Problem, is_null
+from proxy.config.yaml import Problem, is_null
 
 PREFIX = "LLM_PROXY__"
 _BACKEND_FIELDS = ("base_url", "api_key")

@@ -14,7 +14,7 @@ model's entries (otherwise each key has its own); `cache: false` turns it off fo
 import msgspec
 import yaml
 
-from proxy.config_yaml import BOOL, Reader, boolean, duration, integer, size
+from proxy.config.yaml import BOOL, Reader, boolean, duration, integer, size
 
 _SETTINGS = ("ttl", "max_entries", "max_bytes")
 _MODEL = ("ttl", "shared")

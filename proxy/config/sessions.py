@@ -11,7 +11,7 @@ import re
 import msgspec
 import yaml
 
-from proxy.config_yaml import Reader, Scalar, boolean, duration, integer, is_null, show
+from proxy.config.yaml import Reader, Scalar, boolean, duration, integer, is_null, show
 
 __all__ = [
     "MIN_WINDOW",

@@ -18,7 +18,7 @@ from typing import Literal
 import msgspec
 import yaml
 
-from proxy.config_yaml import Reader, Scalar, choice, integer, line, show
+from proxy.config.yaml import Reader, Scalar, choice, integer, line, show
 
 Period = Literal["1d", "7d", "30d", "month"]
 StateFailure = Literal["open", "closed"]
