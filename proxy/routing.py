@@ -16,11 +16,12 @@ import copy
 import fnmatch
 import random
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 from proxy.config import Config, Model, Price, Target
 from proxy.config.cache import Policy, policy
+from proxy.resilience import Circuit
 
 
 class TargetKey(NamedTuple):
@@ -223,3 +224,32 @@ def order(
         if live:
             out.extend(rank(live) if rank is not None else weighted_order(live, rng))
     return out
+
+
+EXPLORE = 0.1  # share of `latency` picks that ignore the ranking, so a recovered target is seen
+
+
+def ranker(
+    route: Route, circuits: Mapping[TargetKey, Circuit], rng: random.Random
+) -> Callable[[Sequence[Candidate]], list[Candidate]] | None:
+    if route.strategy == "least_busy":
+
+        def busy(c: Candidate) -> int:
+            circuit = circuits.get(c.key)
+            return 0 if circuit is None else circuit.in_flight
+
+        return lambda tier: sorted(tier, key=busy)
+    if route.strategy == "latency":
+
+        def fastest(tier: Sequence[Candidate]) -> list[Candidate]:
+            if rng.random() < EXPLORE:
+                return rng.sample(list(tier), len(tier))
+            return sorted(tier, key=lambda c: _latency_score(circuits.get(c.key)))
+
+        return fastest
+    return None
+
+
+def _latency_score(circuit: Circuit | None) -> float:
+    # Unmeasured targets go first, so a new or recovered target is explored.
+    return -1.0 if circuit is None or circuit.ttfb is None else circuit.ttfb

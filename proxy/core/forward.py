@@ -11,9 +11,7 @@ through the request's `Exchange`.
 """
 
 import logging
-import random
 import time
-from collections.abc import Callable, Sequence
 
 import msgspec
 
@@ -31,7 +29,7 @@ from proxy.interactive.guard import LoopGuard
 from proxy.providers.base import Unsupported, UpstreamRequest
 from proxy.providers.transport import UpstreamResponse
 from proxy.resilience import Circuit, is_failover, retry_after
-from proxy.routing import Candidate, Route, TargetKey, order
+from proxy.routing import Candidate, Route, TargetKey, order, ranker
 from proxy.runtime import BackendState, Runtime, Snapshot
 from proxy.tracing import AttemptSpan, tracer
 from proxy.translate import responses_replay
@@ -41,7 +39,6 @@ from proxy.usage import from_body
 log = logging.getLogger("llm_proxy.forward")
 
 MAX_RESPONSE = 64 * 2**20  # a non-streaming upstream body larger than this is refused
-EXPLORE = 0.1  # share of `latency` picks that ignore the ranking, so a recovered target is seen
 _encode = msgspec.json.Encoder().encode
 
 
@@ -73,7 +70,7 @@ async def run(call: Call, route: Route) -> None:
         return c is None or c.usable(now)
 
     rng = call.runtime.rng
-    candidates = order(route, rng, usable, _ranker(route, circuits, rng))
+    candidates = order(route, rng, usable, ranker(route, circuits, rng))
     if not candidates:
         raise answers.no_target(route, circuits, now)
     if call.req.stream:
@@ -157,32 +154,6 @@ async def _exhausted(ex: Exchange, last: UpstreamFailure) -> None:
         await ex.fail(last.error("every upstream attempt failed; last: "), extra)
     rec.status = status
     rec.error_type = f"upstream_{last.status}" if last.status else last.kind
-
-
-def _ranker(
-    route: Route, circuits: dict[TargetKey, Circuit], rng: random.Random
-) -> Callable[[Sequence[Candidate]], list[Candidate]] | None:
-    if route.strategy == "least_busy":
-
-        def busy(c: Candidate) -> int:
-            circuit = circuits.get(c.key)
-            return 0 if circuit is None else circuit.in_flight
-
-        return lambda tier: sorted(tier, key=busy)
-    if route.strategy == "latency":
-
-        def fastest(tier: Sequence[Candidate]) -> list[Candidate]:
-            if rng.random() < EXPLORE:
-                return rng.sample(list(tier), len(tier))
-            return sorted(tier, key=lambda c: _latency_score(circuits.get(c.key)))
-
-        return fastest
-    return None
-
-
-def _latency_score(circuit: Circuit | None) -> float:
-    # Unmeasured targets go first, so a new or recovered target is explored.
-    return -1.0 if circuit is None or circuit.ttfb is None else circuit.ttfb
 
 
 async def _attempt(

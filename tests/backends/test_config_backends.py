@@ -217,7 +217,7 @@ def test_the_readme_template_example_checks_clean() -> None:
 
 
 def test_admin_view_shows_discovery_and_never_a_template_body() -> None:
-    from proxy.admin import config_view
+    from proxy.front.views import config_view
 
     c = _parse(
         """
