@@ -71,14 +71,15 @@ class InputItem(Struct, omit_defaults=True):
 
 
 class FunctionTool(Struct, omit_defaults=True):
-    """`type` is a plain field so that a tool kind the gateway cannot translate is named in
-    the 400 rather than failing the decode."""
+    """Any tool: `type` is a plain field, so hosted tools (`web_search`, ...) decode too;
+    a `namespace` (as the Codex CLI sends) groups function tools in `tools`."""
 
     type: str
     name: str | None = None
     description: str | None = None
     parameters: dict[str, Any] | None = None
     strict: bool | None = None
+    tools: "list[FunctionTool] | None" = None
 
 
 class NamedTool(Struct, omit_defaults=True):

@@ -102,7 +102,7 @@ def request(body: bytes, model: str, stream: bool, history: Sequence[rs.InputIte
         temperature=req.temperature,
         top_p=req.top_p,
         user=req.user,
-        tools=[_tool(t, i) for i, t in enumerate(req.tools)] if req.tools else None,
+        tools=_tools(req.tools) if req.tools else None,
         tool_choice=_tool_choice(req.tool_choice) if req.tools else None,
         parallel_tool_calls=req.parallel_tool_calls if req.tools else None,
         response_format=_format(req.text.format) if req.text and req.text.format else None,
@@ -207,15 +207,41 @@ def _part(part: rs.ContentPart, where: str) -> oa.ContentPart:
     raise TranslationError(f"{kind} parts do not belong in this message", where)
 
 
-def _tool(tool: rs.FunctionTool, i: int) -> oa.Tool:
+# Tools OpenAI runs on its own servers: a chat backend cannot run them, and clients that
+# list them by default (the Codex CLI lists web_search) must still work, so they are left out.
+HOSTED_TOOLS = frozenset(
+    {
+        "web_search", "web_search_preview", "file_search", "code_interpreter", "computer_use",
+        "computer_use_preview", "image_generation", "local_shell", "mcp", "custom",
+    }
+)  # fmt: skip
+
+
+def _tools(tools: list[rs.FunctionTool]) -> list[oa.Tool] | None:
+    """Function tools as chat tools; a `namespace`'s function tools flattened in its place;
+    hosted tools left out (the backend cannot run them). Any other kind is a 400."""
+    out: list[oa.Tool] = []
+    for i, tool in enumerate(tools):
+        if tool.type in HOSTED_TOOLS:
+            continue
+        if tool.type == "namespace":
+            for j, inner in enumerate(tool.tools or ()):
+                if inner.type not in HOSTED_TOOLS:
+                    out.append(_tool(inner, f"tools[{i}].tools[{j}]"))
+            continue
+        out.append(_tool(tool, f"tools[{i}]"))
+    return out or None
+
+
+def _tool(tool: rs.FunctionTool, where: str) -> oa.Tool:
     if tool.type != "function":
         raise TranslationError(
             f"tools of type {tool.type!r} are not supported by this model's backend; "
-            "only function tools are",
-            f"tools[{i}].type",
+            "only function tools (and namespaces of them) are",
+            f"{where}.type",
         )
     if not tool.name:
-        raise TranslationError("function tools need a name", f"tools[{i}].name")
+        raise TranslationError("function tools need a name", f"{where}.name")
     return oa.Tool(
         oa.FunctionDef(
             name=tool.name,

@@ -179,7 +179,7 @@ def test_options_map_to_chat_fields() -> None:
 @pytest.mark.parametrize(
     ("body", "param"),
     [
-        ({"input": "hi", "tools": [{"type": "web_search"}]}, "tools[0].type"),
+        ({"input": "hi", "tools": [{"type": "shell_of_the_future"}]}, "tools[0].type"),
         (
             {
                 "input": "hi",
@@ -510,3 +510,31 @@ def test_downstream_400s_name_the_responses_field(module: Any, fields: Any, para
 )
 def test_front_error_params(chat: str | None, front: str | None) -> None:
     assert responses_chat.front_error(TranslationError("x", chat)).param == front
+
+
+def test_codex_tools_hosted_ones_left_out_namespaces_flattened() -> None:
+    body = {
+        "model": "m",
+        "input": "hi",
+        "tools": [
+            {"type": "function", "name": "exec_command", "parameters": {"type": "object"}},
+            {"type": "web_search"},
+            {
+                "type": "namespace",
+                "name": "multi_agent_v1",
+                "tools": [
+                    {"type": "function", "name": "close_agent", "parameters": {"type": "object"}},
+                    {"type": "function", "name": "spawn_agent", "parameters": {"type": "object"}},
+                ],
+            },
+        ],
+    }
+    out = json.loads(responses_chat.request(json.dumps(body).encode(), "m", False))
+    names = [t["function"]["name"] for t in out["tools"]]
+    assert names == ["exec_command", "close_agent", "spawn_agent"]
+
+
+def test_only_hosted_tools_send_no_tools() -> None:
+    body = {"model": "m", "input": "hi", "tools": [{"type": "web_search"}]}
+    out = json.loads(responses_chat.request(json.dumps(body).encode(), "m", False))
+    assert "tools" not in out
