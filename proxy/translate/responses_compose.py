@@ -1,7 +1,7 @@
 """Responses API clients on any backend an OpenAI-front translator serves (Ollama, `type:
 http`, ...): `responses_chat` composed with that translator, the OpenAI chat wire as the
-pivot. No mapping logic lives here (`responses_anthropic` and `responses_gemini` are the same
-composition, written out for their fixed inner translators).
+pivot. No mapping logic lives here; `responses_anthropic` and `responses_gemini` are this
+composition over their fixed inner translators.
 
 Invariant: whatever holds for both halves holds for the whole: the inner stream is always asked
 for usage so `response.completed` carries it, the inner stream's end (its `close()`) is what
