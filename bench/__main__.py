@@ -30,7 +30,15 @@ from bench.probe import probe, warm_up
 from bench.procs import Proc, Procs, cores_arg, log_tail, tree_memory
 from bench.report import COLUMNS, Row, error_row, render_table
 from bench.scenarios import SCENARIOS
-from bench.stack import REPO, compare_target, routes_yaml, start_gateway, start_upstreams
+from bench.stack import (
+    FLOORS,
+    REPO,
+    compare_target,
+    routes_yaml,
+    start_floor,
+    start_gateway,
+    start_upstreams,
+)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -85,6 +93,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--gap-ms", type=float, default=10.0, help="delayed upstream: gap between chunks (ms)"
+    )
+    p.add_argument(
+        "--no-floor",
+        action="store_true",
+        help="skip the bare-stack floor and plain-Litestar columns",
     )
     p.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results")
     args = p.parse_args(argv)
@@ -206,6 +219,15 @@ class Session:
         await self.prepare(direct)
         b.targets.append(direct)
         b.targets.append(await self.start_gateway("gateway", 1, {}))
+        if not a.no_floor:
+            for name in FLOORS:
+                floor = await start_floor(self.procs, name, up.fast_port, self.plan.gateway)
+                if floor.pid is not None:
+                    floor.memory["start"] = tree_memory(floor.pid)
+                await self.prepare(floor)
+                if floor.pid is not None:
+                    floor.memory["warm"] = tree_memory(floor.pid)
+                b.targets.append(floor)
         if a.compare:
             cmp = compare_target(a.compare, a.compare_models)
             await self.prepare(cmp)
@@ -282,7 +304,8 @@ def write_results(session: Session, started: float, interrupted: bool) -> Path:
 
 
 def report(session: Session, started: float, interrupted: bool) -> None:
-    columns = [c for c in COLUMNS if c != "compare" or session.args.compare]
+    shown = {t.column for t in session.bench.targets}
+    columns = [c for c in COLUMNS if c in shown or c in ("direct", "gateway")]
     b = session.bench
     print(
         f"\n## llm-proxy bench: medians of {b.settings.rounds} round(s), "

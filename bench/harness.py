@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bench import wrk
 from bench.load import chat_body, closed_loop
+from bench.procs import descendants, tree_cpu_s
 from bench.report import (
     Cell,
     Row,
@@ -163,6 +164,8 @@ async def load(
     s = bench.settings
     body = chat_body(target.models[kind], stream=kind != "json")
     url = target.urls[kind]
+    kids = None if target.pid is None else descendants(target.pid)
+    cpu0 = None if target.pid is None else tree_cpu_s(target.pid, kids)
     if s.load_tool == "wrk":
         result = await wrk.run_wrk(url, body, connections, duration_s, s.workdir, s.load_prefix)
         metrics, errors, ok = result.metrics(), result.errors, result.requests - result.non2xx
@@ -171,4 +174,7 @@ async def load(
         py = await closed_loop(url, body, connections, duration_s)
         metrics, errors, ok, first = py.metrics(), py.errors, len(py.latencies_ms), py.first_error
     check_errors(errors, ok, first, s.max_error_fraction)
+    if target.pid is not None and cpu0 is not None and ok:
+        # the target's whole process tree (granian's main process and its workers)
+        metrics["cpu_ms_per_req"] = (tree_cpu_s(target.pid, kids) - cpu0) * 1000 / ok
     return metrics

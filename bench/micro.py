@@ -5,20 +5,25 @@ handler in-process with a canned body and a stub transport that answers at once,
 time per request is routing, parsing, failover bookkeeping, headers, metrics and the
 access line — nothing of granian or aiohttp. Use it to see what a hot-path change costs;
 `--profile` prints the top functions by own time (cProfile inflates every number ~3x).
+The governor (usage ledger) and the access line are on, as `serve` runs them.
 """
 
 import argparse
 import asyncio
 import cProfile
+import os
 import pstats
+import sys
 import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from proxy import accesslog
 from proxy.front.api import Api
 from proxy.runtime import Runtime, read_config
+from proxy.state.governor import Governor
 
 BODY = b'{"model":"bench","messages":[{"role":"user","content":"hi"}]}'
 ANSWER = (
@@ -86,7 +91,25 @@ async def stub_api() -> Api:
 
 
 async def _run(requests: int, profile: cProfile.Profile | None) -> float:
+    """Per request, what the served app does: the governor (usage ledger) and the access
+    line (to stderr, pointed at /dev/null) included."""
     api = await stub_api()
+    assert api.runtime is not None
+    state = tempfile.TemporaryDirectory()
+    api.governor = await Governor.start(api.runtime.snapshot.settings, 1, Path(state.name), {})
+    accesslog.configure({accesslog.ENV: "stderr"})
+    stderr, sys.stderr = sys.stderr, open(os.devnull, "w")  # noqa: SIM115, ASYNC230 (closed below)
+    try:
+        return await _loop(api, requests, profile)
+    finally:
+        accesslog.flush()
+        sys.stderr.close()
+        sys.stderr = stderr
+        await api.governor.close()
+        state.cleanup()
+
+
+async def _loop(api: Api, requests: int, profile: cProfile.Profile | None) -> float:
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": BODY, "more_body": False}

@@ -122,6 +122,20 @@ def tree_memory(pid: int, kids: Sequence[int] | None = None) -> dict[str, float]
     }
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_s(pid: int, kids: Sequence[int] | None = None) -> float:
+    """CPU seconds (user + system) used so far by a process and its descendants: read before
+    and after a run, the difference over the requests served is its CPU per request."""
+    total = 0
+    for p in [pid, *(descendants(pid) if kids is None else kids)]:
+        fields = _stat_fields(p)
+        if fields and len(fields) > 12:
+            total += int(fields[11]) + int(fields[12])  # utime, stime (stat fields 14, 15)
+    return total / _TICK
+
+
 def log_tail(path: Path, lines: int = 15) -> str:
     try:
         text = path.read_text(errors="replace")

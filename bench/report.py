@@ -11,7 +11,7 @@ from typing import TypeVar
 
 T = TypeVar("T")
 Cell = float | str | None
-COLUMNS = ("direct", "gateway", "compare")
+COLUMNS = ("direct", "floor", "litestar", "gateway", "compare")
 
 
 def percentile(values: Iterable[float], q: float) -> float | None:
@@ -162,7 +162,7 @@ def _number(value: Cell) -> float | None:
     return value if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def render_table(rows: Sequence[Row], columns: Sequence[str] = COLUMNS[:2]) -> str:
+def render_table(rows: Sequence[Row], columns: Sequence[str] = ("direct", "gateway")) -> str:
     """A Markdown table: scenario, metric, then each column, with `X ÷ direct` after every
     column but direct."""
     header = ["scenario", "metric"]

@@ -7,6 +7,7 @@ that never succeeded (Bench.error_rows), so nothing attempted goes missing.
 import asyncio
 import itertools
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 
 from bench.harness import Bench, Case, RunError, Target, check_errors, load
 from bench.load import Pace, chat_body, closed_loop, paced, streams
@@ -20,6 +21,11 @@ MIB = 1024.0
 
 def _main(b: Bench) -> list[Target]:
     return [t for t in b.targets if t.name in ("direct", "gateway", "compare")]
+
+
+def _with_floors(b: Bench) -> list[Target]:
+    """The main targets and the bare-stack floor and plain Litestar (JSON only)."""
+    return [t for t in b.targets if t.name in ("direct", "floor", "litestar", "gateway", "compare")]
 
 
 def _num(value: Cell) -> float | None:
@@ -40,7 +46,7 @@ def _vs_direct(
 
 
 async def unloaded(b: Bench) -> list[Row]:
-    s, targets, scen = b.settings, _main(b), "unloaded"
+    s, targets, scen = b.settings, _with_floors(b), "unloaded"
     await b.play(
         scen, [Case("c=1", "json", lambda t: load(b, t, "json", 1, s.unloaded_s))], targets
     )
@@ -52,7 +58,7 @@ async def unloaded(b: Bench) -> list[Row]:
 
 
 async def throughput(b: Bench) -> list[Row]:
-    s, targets, scen = b.settings, _main(b), "throughput"
+    s, targets, scen = b.settings, _with_floors(b), "throughput"
 
     def case(c: int) -> Case:
         return Case(f"c={c}", "json", lambda t: load(b, t, "json", c, s.duration_s))
@@ -62,6 +68,8 @@ async def throughput(b: Bench) -> list[Row]:
     for c in s.connections:
         for metric, title in (("rps", "req/s"), ("p50", "p50 ms"), ("p99", "p99 ms")):
             rows.append(Row(f"throughput c={c}", title, b.cells(scen, f"c={c}", metric, targets)))
+        cpu = b.cells(scen, f"c={c}", "cpu_ms_per_req", targets)
+        rows.append(Row(f"throughput c={c}", "CPU ms per request (process tree)", cpu, False, 3))
     return rows + b.error_rows(scen)
 
 
@@ -193,6 +201,11 @@ async def overhead(b: Bench) -> list[Row]:
     return rows + b.error_rows(scen)
 
 
+def _both(t: Target, mark: str) -> Cell:
+    m = t.memory.get(mark)
+    return None if m is None else f"{m['workers_kib'] / MIB:.1f} / {m['total_kib'] / MIB:.1f}"
+
+
 def _per_stream(
     peak_kib: float | None, mark: Mapping[str, float] | None, opened: float | None
 ) -> float | None:
@@ -250,9 +263,19 @@ async def memory(b: Bench) -> list[Row]:
         return None if kib is None else kib / MIB
 
     def both(mark: str) -> Cell:
-        m = gw.memory.get(mark)
-        return None if m is None else f"{m['workers_kib'] / MIB:.1f} / {m['total_kib'] / MIB:.1f}"
+        return _both(gw, mark)
 
+    rows_floor: list[Row] = []
+    for floor in (b.target("floor"), b.target("litestar")):
+        if floor is not None and floor.memory.get("warm"):
+            rows_floor.append(
+                Row(
+                    "memory",
+                    f"{floor.name}: RSS after warm-up MiB (workers / all)",
+                    {"gateway": _both(floor, "warm")},
+                    False,
+                )
+            )
     med = b.medians(scen, key, gw.name)
     opened = med.get("max_open")
     if opened is not None and opened < n:
@@ -293,62 +316,96 @@ async def memory(b: Bench) -> list[Row]:
         ),
         Row("memory", "streams open at once (max)", {"gateway": med.get("max_open")}, False, 0),
     ]
-    return rows + b.error_rows(scen)
+    return rows + rows_floor + b.error_rows(scen)
 
 
-async def _variant(
-    b: Bench, scen: str, name: str, workers: int, env: Mapping[str, str], titles: tuple[str, str]
+@dataclass(frozen=True)
+class Variant:
+    """A second gateway, started differently: its name, workers, environment and title."""
+
+    name: str
+    workers: int
+    env: Mapping[str, str]
+    title: str
+
+
+async def _variants(
+    b: Bench, scen: str, base_title: str, variants: list[Variant], connections: int
 ) -> list[Row]:
-    """The default gateway against one started differently, same load, same rounds."""
+    """The default gateway against gateways started differently, same load, same rounds."""
     assert b.start_gateway is not None and b.stop_gateway is not None
     s = b.settings
     direct, base = b.target("direct"), b.target("gateway")
-    variant = await b.start_gateway(name, workers, env)
+    started: list[Target] = []
     try:
-        c = s.scaling_connections
-        targets = [t for t in (direct, base, variant) if t is not None]
+        for v in variants:
+            started.append(await b.start_gateway(v.name, v.workers, v.env))
+        c = connections
+        targets = [t for t in (direct, base, *started) if t is not None]
         await b.play(
             scen, [Case(f"c={c}", "json", lambda t: load(b, t, "json", c, s.duration_s))], targets
         )
         key, rows = f"c={c}", []
-        for title, t in zip(titles, (base, variant), strict=True):
+        titled = [
+            (base_title, base),
+            *((v.title, t) for v, t in zip(variants, started, strict=True)),
+        ]
+        for title, t in titled:
             pair = [x for x in (direct, t) if x is not None]
             for metric, unit in (("rps", "req/s"), ("p50", "p50 ms"), ("p99", "p99 ms")):
                 rows.append(Row(f"{title} c={c}", unit, b.cells(scen, key, metric, pair)))
+            cpu = b.cells(scen, key, "cpu_ms_per_req", pair)
+            rows.append(Row(f"{title} c={c}", "CPU ms per request", cpu, False, 3))
         g1 = _num(b.cell(scen, key, base, "rps"))
-        g2 = _num(b.cell(scen, key, variant, "rps"))
-        rows.append(
-            Row(f"{titles[1]} ÷ {titles[0]}", "req/s ratio", {"gateway": ratio(g2, g1)}, False)
-        )
-        start = variant.memory.get("start")
-        if start is not None:
+        for v, t in zip(variants, started, strict=True):
+            g2 = _num(b.cell(scen, key, t, "rps"))
             rows.append(
-                Row(
-                    titles[1],
-                    "RSS after start MiB (all)",
-                    {"gateway": start["total_kib"] / MIB},
-                    False,
-                    1,
+                Row(f"{v.title} ÷ {base_title}", "req/s ratio", {"gateway": ratio(g2, g1)}, False)
+            )
+            start = t.memory.get("start")
+            if start is not None:
+                after_start = start["total_kib"] / MIB
+                rows.append(
+                    Row(v.title, "RSS after start MiB (all)", {"gateway": after_start}, False, 1)
                 )
-            )
-        if variant.pid is not None:
-            end = tree_memory(variant.pid)
-            after: Cell = end["total_kib"] / MIB if end["main_kib"] else "process gone"
-            rows.append(
-                Row(titles[1], "RSS after its runs MiB (all)", {"gateway": after}, False, 1)
-            )
+            if t.pid is not None:
+                end = tree_memory(t.pid)
+                after: Cell = end["total_kib"] / MIB if end["main_kib"] else "process gone"
+                rows.append(
+                    Row(v.title, "RSS after its runs MiB (all)", {"gateway": after}, False, 1)
+                )
     finally:
-        b.stop_gateway(variant)
+        for t in started:
+            b.stop_gateway(t)
     return rows + b.error_rows(scen)
 
 
 async def workers(b: Bench) -> list[Row]:
-    return await _variant(b, "workers", "gateway-w2", 2, {}, ("workers=1", "workers=2"))
+    w2 = Variant("gateway-w2", 2, {}, "workers=2")
+    return await _variants(b, "workers", "workers=1", [w2], b.settings.scaling_connections)
+
+
+# Spans go through a batch processor, as in production; the exporter keeps them in memory so
+# the run measures the gateway's span work, not a collector's network.
+TRACED = {"LLM_PROXY_TRACING": "memory", "LLM_PROXY_TRACING_PROCESSOR": "batch"}
+SAMPLED_RATIO = "0.1"  # the production setting README.md documents
 
 
 async def tracing(b: Bench) -> list[Row]:
-    env = {"LLM_PROXY_TRACING": "memory"}
-    return await _variant(b, "tracing", "gateway-tracing", 1, env, ("tracing off", "tracing on"))
+    every = Variant(
+        "gateway-traced", 1, {**TRACED, "OTEL_TRACES_SAMPLER": "always_on"}, "tracing, 100 %"
+    )
+    sampled = Variant(
+        "gateway-sampled",
+        1,
+        {
+            **TRACED,
+            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": SAMPLED_RATIO,
+        },
+        f"tracing, parent-based {float(SAMPLED_RATIO):.0%}",
+    )
+    return await _variants(b, "tracing", "tracing off", [every, sampled], b.settings.connections[0])
 
 
 SCENARIOS: dict[str, Callable[[Bench], Awaitable[list[Row]]]] = {

@@ -200,3 +200,29 @@ async def start_gateway(
         target.broken.update(dict.fromkeys(KINDS, f"{name} did not start: {exc}"))
         return target, None
     return gateway_target(name, base, proc.pid), proc
+
+
+FLOORS = ("floor", "litestar")  # python -m bench.floor bare | litestar
+
+
+async def start_floor(
+    procs: Procs, name: str, fast_port: int, cores: frozenset[int] | None
+) -> Target:
+    """The bare stack (`floor`) or a plain Litestar handler (`litestar`) forwarding JSON to the
+    fast upstream: the gateway's throughput, latency and CPU are read against these."""
+    port = free_port()
+    kind = "bare" if name == "floor" else "litestar"
+    argv = [
+        sys.executable, "-m", "bench.floor", kind,
+        "--port", str(port), "--upstream", f"http://{HOST}:{fast_port}",
+    ]  # fmt: skip
+    base = f"http://{HOST}:{port}"
+    target = Target(name, name, dict.fromkeys(KINDS, _chat(base)), dict(GATEWAY_MODELS))
+    target.broken.update(dict.fromkeys(("sse", "stream"), f"{name} serves only JSON"))
+    try:
+        proc = await _start(procs, name, argv, port, cores)
+    except RuntimeError as exc:
+        target.broken["json"] = f"{name} did not start: {exc}"
+        return target
+    target.pid = proc.pid
+    return target
