@@ -95,3 +95,57 @@ def memory_exporter(bound: int) -> Any:
             self._spans.clear()
 
     return MemoryExporter()
+
+
+SAMPLERS = (
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+)
+
+
+def sampler(env: Mapping[str, str]) -> Any:
+    """The sampler `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG` ask for, read from the
+    environment the gateway was configured with (default: parent-based, always on). A bad
+    name or ratio is a warning and the default, never a worker that fails to start."""
+    from opentelemetry.sdk.trace import sampling
+
+    name = env.get("OTEL_TRACES_SAMPLER", "").strip().lower() or "parentbased_always_on"
+    if name not in SAMPLERS:
+        log.warning(
+            "OTEL_TRACES_SAMPLER=%s is not one of %s: sampling every trace",
+            name,
+            ", ".join(SAMPLERS),
+        )
+        name = "parentbased_always_on"
+    if name.endswith("traceidratio"):
+        text = env.get("OTEL_TRACES_SAMPLER_ARG", "").strip() or "1.0"
+        try:
+            rate = float(text)
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(text)
+        except ValueError:
+            log.warning("OTEL_TRACES_SAMPLER_ARG=%s is not a ratio within 0..1: using 1.0", text)
+            rate = 1.0
+        ratio = sampling.TraceIdRatioBased(rate)
+        return sampling.ParentBased(ratio) if name.startswith("parentbased") else ratio
+    return {
+        "always_on": sampling.ALWAYS_ON,
+        "always_off": sampling.ALWAYS_OFF,
+        "parentbased_always_on": sampling.ParentBased(sampling.ALWAYS_ON),
+        "parentbased_always_off": sampling.ParentBased(sampling.ALWAYS_OFF),
+    }[name]
+
+
+def batched(choice: str, env: Mapping[str, str]) -> bool:
+    """Whether spans go through a batch processor: always for console and OTLP; for the memory
+    exporter only with `LLM_PROXY_TRACING_PROCESSOR=batch` (tests read spans synchronously)."""
+    if choice != "memory":
+        return True
+    mode = env.get("LLM_PROXY_TRACING_PROCESSOR", "").strip().lower()
+    if mode not in ("", "simple", "batch"):
+        log.warning("LLM_PROXY_TRACING_PROCESSOR=%s is not simple or batch: using simple", mode)
+    return mode == "batch"

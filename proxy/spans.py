@@ -5,15 +5,12 @@ Attribute names follow the OTel GenAI and HTTP conventions; gateway facts are `l
 """
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from proxy.record import RequestRecord
 from proxy.redact import scrub
-
-if TYPE_CHECKING:
-    from opentelemetry.trace import Span
 
 AttrValue = str | bool | int | float
 PROVIDER_NAMES = {
@@ -111,34 +108,83 @@ NULL: AbstractContextManager[NoSpan] = nullcontext(NO_SPAN)
 
 
 class Recording:
-    """A recording span behind the hook interface."""
+    """A sampled span, recorded as plain data and handed to the span processor once, whole,
+    when it ends: no per-attribute validation, no locks, no context object per span.
 
-    __slots__ = ("_first", "_parent", "_span", "_start")
+    Attribute values are the gateway's own (str, bool, int, float, or a tuple of them) and
+    `None` is skipped, so the SDK's validation has nothing to catch. `sink` receives the
+    finished span (the tracer builds the SDK's `ReadableSpan` from it).
+    """
 
-    def __init__(self, span: "Span", parent: "Recording | None" = None) -> None:
-        self._span = span
-        self._parent = parent
+    __slots__ = (
+        "_first",
+        "_handle",
+        "_start",
+        "attributes",
+        "context",
+        "events",
+        "failed",
+        "kind",
+        "name",
+        "parent",
+        "sink",
+        "span_id",
+        "start_ns",
+        "trace_id",
+        "trace_state",
+    )
+
+    def __init__(
+        self,
+        sink: "Callable[[Recording, int], None]",
+        name: str,
+        kind: int,
+        trace_id: int,
+        span_id: int,
+        parent: Any,
+        trace_state: Any,
+        attributes: dict[str, Any],
+        handle: "Recording | None" = None,
+    ) -> None:
+        self.sink = sink
+        self.name = name
+        self.kind = kind
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self.parent = parent  # the parent's SpanContext, or None for a root span
+        self.trace_state = trace_state
+        self.context: Any = None  # its SpanContext, once built (tracing._context_of)
+        self.attributes = attributes
+        self.events: list[tuple[str, dict[str, Any], int]] = []
+        self.failed = False
+        self.start_ns = time.time_ns()
         self._start = time.perf_counter()
+        self._handle = handle  # the request's span, for an attempt's first token
         self._first = False
 
+    @property
+    def sampled(self) -> bool:
+        return True
+
+    def end(self) -> None:
+        self.sink(self, time.time_ns())
+
     def set(self, attrs: Mapping[str, AttrValue | None] | None = None, /, **short: Any) -> None:
-        span = self._span
+        into = self.attributes
         if attrs:
             for name, value in attrs.items():
                 if value is not None:
-                    span.set_attribute(name, value)
+                    into[name] = value
         for name, value in short.items():
             if value is not None:
-                span.set_attribute(ATTRIBUTES.get(name) or "llm_proxy." + name, value)
+                into[ATTRIBUTES.get(name) or "llm_proxy." + name] = value
 
     def event(self, name: str, attrs: Mapping[str, AttrValue] | None = None) -> None:
-        self._span.add_event(name, attributes=attrs)
+        self.events.append((name, dict(attrs or {}), time.time_ns()))
 
     def fail(self, kind: str) -> None:
-        from opentelemetry.trace import Status, StatusCode
-
-        self._span.set_attribute("error.type", kind)
-        self._span.set_status(Status(StatusCode.ERROR))
+        self.attributes["error.type"] = kind
+        self.failed = True
 
     def usage(self, input_tokens: int | None, output_tokens: int | None) -> None:
         self.set(input_tokens=input_tokens, output_tokens=output_tokens)
@@ -148,10 +194,10 @@ class Recording:
             return
         self._first = True
         elapsed = time.perf_counter() - self._start
-        self._span.set_attribute(TTFT_ATTRIBUTE, elapsed)
-        self._span.add_event(FIRST_TOKEN, {TTFT_ATTRIBUTE: elapsed})
-        if self._parent is not None:
-            self._parent.first_token()
+        self.attributes[TTFT_ATTRIBUTE] = elapsed
+        self.event(FIRST_TOKEN, {TTFT_ATTRIBUTE: elapsed})
+        if self._handle is not None:
+            self._handle.first_token()
 
     def record(self, rec: "RequestRecord") -> None:
         """The finished request's facts, per the HTTP server and GenAI conventions."""
@@ -174,3 +220,19 @@ class Recording:
         )
         if rec.status >= 500 or rec.status == 0:  # 4xx leaves a server span's status unset
             self.fail(rec.error_type or (str(rec.status) if rec.status else "incomplete"))
+
+
+class Unsampled(NoSpan):
+    """A span the sampler dropped: it records nothing, but its ids still travel upstream
+    (flags 00), so the trace stays whole across services that sample on their own."""
+
+    __slots__ = ("span_id", "trace_id", "trace_state")
+
+    def __init__(self, trace_id: int, span_id: int, trace_state: Any) -> None:
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self.trace_state = trace_state
+
+    @property
+    def sampled(self) -> bool:
+        return False

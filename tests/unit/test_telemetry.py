@@ -224,8 +224,8 @@ def test_memory_exporter_is_bounded() -> None:
 def test_unsampled_requests_record_nothing_but_still_propagate(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")
-    tracer.configure({"LLM_PROXY_TRACING": "memory"})
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_on")  # the env given wins over os.environ
+    tracer.configure({"LLM_PROXY_TRACING": "memory", "OTEL_TRACES_SAMPLER": "always_off"})
     try:
         sent = failover(INCOMING)
         assert tracer.exporter.get_finished_spans() == ()
