@@ -105,10 +105,16 @@ def configure(env: Mapping[str, str]) -> None:
         _sink = _Sink(target)
 
 
+_second: tuple[int, str] = (-1, "")  # the last whole second formatted, and its text
+
+
 def _iso(epoch: float) -> str:
+    global _second
     whole = int(epoch)
     ms = int((epoch - whole) * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{ms:03d}Z"
+    if _second[0] != whole:  # one strftime per second, not per request
+        _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{_second[1]}.{ms:03d}Z"
 
 
 def _ms(value: float | None) -> float | None:

@@ -117,23 +117,38 @@ async def read_body(
             "uncompressed, or gzip-compressed with 'content-encoding: gzip'"
         )
     length = headers.get(b"content-length")
+    # One timer handle, not `asyncio.timeout` (its object and task lookups cost more than
+    # reading a small body that granian already holds).
+    task = asyncio.current_task()
+    assert task is not None
+    expired: list[bool] = []
+    cancelling = task.cancelling()
+    timer = asyncio.get_running_loop().call_later(within, _expire, task, expired)
     try:
-        async with asyncio.timeout(within):
-            if length is not None and length.isdigit() and int(length) > limit:
-                await _drain(receive, {"more_body": True})
-                raise errors.PayloadTooLarge(
-                    f"request body is {int(length)} bytes; this gateway accepts at most {limit} "
-                    "bytes (settings.max_body): send a smaller request"
-                )
-            body = await _read(receive, limit)
-    except TimeoutError:
+        if length is not None and length.isdigit() and int(length) > limit:
+            await _drain(receive, {"more_body": True})
+            raise errors.PayloadTooLarge(
+                f"request body is {int(length)} bytes; this gateway accepts at most {limit} "
+                "bytes (settings.max_body): send a smaller request"
+            )
+        body = await _read(receive, limit)
+    except asyncio.CancelledError:
+        if not expired or task.uncancel() > cancelling:  # someone else's cancel goes on
+            raise
         raise errors.RequestTimeout(
             f"the request body did not arrive within timeouts.client_body={within:g}s: "
             "send the whole body promptly"
         ) from None
+    finally:
+        timer.cancel()
     if encoding == b"identity":
         return body
     return _decompress(body, encoding, limit)
+
+
+def _expire(task: "asyncio.Task[Any]", expired: list[bool]) -> None:
+    expired.append(True)
+    task.cancel()
 
 
 async def _read(receive: Receive, limit: int) -> bytes:

@@ -186,7 +186,7 @@ class Api:
             stream=stream,
             include_usage=include_usage,
             key=caller,
-            allowed=steer.allowed_for(caller, snapshot.table, snapshot.config),
+            allowed=lambda: steer.allowed_for(caller, snapshot.table, snapshot.config),
             request_id=ex.request_id,
             now=time.time(),
         )

@@ -8,7 +8,7 @@ Invariant: the session is written at most once per request, after its commands a
 and a key only ever sees and changes sessions scoped to its own name.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Literal, NamedTuple
 
 import msgspec
@@ -88,7 +88,7 @@ async def steer(
     stream: bool,
     include_usage: bool,
     key: ClientKey,
-    allowed: Allowed,
+    allowed: Allowed | Callable[[], Allowed],  # a callable: built only for a command
     request_id: str,
     now: float,
 ) -> Reply | Steered:
@@ -106,6 +106,8 @@ async def steer(
     found = rewrite.find(fields, prefix) if settings.commands.enabled else None
     changed = False
     if found is not None:
+        if not isinstance(allowed, Allowed):
+            allowed = allowed()
         outcome = commands.apply(state, found.commands, allowed, prefix=prefix, session_id=sid)
         if found.only or not outcome.ok:
             if scoped is not None and outcome.state is not None:

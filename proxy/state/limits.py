@@ -14,6 +14,7 @@ same rules in Lua (tests run one scenario against every store).
 """
 
 import datetime
+import functools
 import math
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -154,6 +155,7 @@ def day_number(now: float) -> int:
     return int(now // DAY)
 
 
+@functools.lru_cache(maxsize=64)  # every request's ledger row names its day
 def day_text(number: int) -> str:
     return (datetime.date(1970, 1, 1) + datetime.timedelta(days=number)).isoformat()
 
