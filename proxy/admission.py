@@ -54,23 +54,36 @@ class Gate:
     @contextlib.asynccontextmanager
     async def admit(self) -> AsyncIterator[None]:
         """Hold a slot for the body of the `async with`; Overloaded when none comes."""
-        if self.limit is None:
-            self.in_flight += 1
-            try:
-                yield
-            finally:
-                self.in_flight -= 1
-            return
-        if self.in_flight < self.limit and not self._waiters:
-            self.in_flight += 1
-        else:
-            await self._wait()
-        self.admitted += 1
-        self._count("admitted")
+        await self.enter()
         try:
             yield
         finally:
-            self.in_flight -= 1
+            self.leave()
+
+    def enter_now(self) -> bool:
+        """Take a slot if one is free with nobody queued ahead: True. False: `enter()`."""
+        if self.limit is None:
+            self.in_flight += 1
+            return True
+        if self.in_flight < self.limit and not self._waiters:
+            self.in_flight += 1
+            self.admitted += 1
+            self._count("admitted")
+            return True
+        return False
+
+    async def enter(self) -> None:
+        """Take a slot, queueing up to `queue_timeout` for one; Overloaded when none comes.
+        Every `enter()` that returns is paired with one `leave()`."""
+        if self.enter_now():
+            return
+        await self._wait()
+        self.admitted += 1
+        self._count("admitted")
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+        if self._waiters:
             self._hand_over()
 
     async def _wait(self) -> None:

@@ -103,9 +103,14 @@ class Api:
         assert runtime is not None, "lifespan did not run"
         snapshot = runtime.snapshot
         with tracer.request("POST", scope["path"], scope["headers"], request_id=request_id) as span:
+            gate = runtime.gate  # settings.max_concurrent, per worker
             try:
-                async with runtime.gate.admit():  # settings.max_concurrent, per worker
+                if not gate.enter_now():
+                    await gate.enter()
+                try:
                     await self._serve(scope, receive, ex, endpoint, headers, runtime, t0)
+                finally:
+                    gate.leave()
             except Overloaded as err:  # raised before the request was read: nothing sent yet
                 await ex.fail(err)
             finally:

@@ -88,8 +88,8 @@ def _strip_blocks(blocks: list[msgspec.Raw], prefix: str) -> tuple[list[Command]
 def find(fields: Fields, prefix: str) -> Found | None:
     """The commands of the last message when it is the user's; None when it has none."""
     raw_messages = fields.get("messages")
-    if raw_messages is None:
-        return None
+    if raw_messages is None or not _maybe_has(bytes(raw_messages), prefix):
+        return None  # no message can hold a command: nothing decoded
     try:
         messages = _list.decode(raw_messages)
         last = _fields.decode(messages[-1]) if messages else None
