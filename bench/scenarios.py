@@ -408,6 +408,68 @@ async def tracing(b: Bench) -> list[Row]:
     return await _variants(b, "tracing", "tracing off", [every, sampled], b.settings.connections[0])
 
 
+def _verdict(value: float | None, target: float, unit: str, higher_is_better: bool) -> Cell:
+    if value is None:
+        return "not measured in this run"
+    shown = f"{value:,.2f}{unit}" if abs(value) < 1000 else f"{value:,.0f}{unit}"
+    sign = "≥" if higher_is_better else "≤"
+    met = value >= target if higher_is_better else value <= target
+    tail = "met" if met else f"missed by {abs(value - target):,.2f}{unit}"
+    return f"{shown} (target {sign} {target:g}{unit}): {tail}"
+
+
+async def targets(b: Bench) -> list[Row]:
+    """The gateway against its targets (issue 11), from this run's medians: throughput and
+    CPU as ratios to the bare-stack floor, added latency, tracing cost, streams, memory."""
+    floor, gw, direct = b.target("floor"), b.target("gateway"), b.target("direct")
+
+    def med(scen: str, case: str, t: Target | None, metric: str) -> float | None:
+        return None if t is None else b.medians(scen, case, t.name).get(metric)
+
+    def div(a: float | None, c: float | None) -> float | None:
+        return ratio(a, c)
+
+    c = b.settings.connections[0]
+    rps = div(med("throughput", f"c={c}", gw, "rps"), med("throughput", f"c={c}", floor, "rps"))
+    cpu = div(
+        med("throughput", f"c={c}", gw, "cpu_ms_per_req"),
+        med("throughput", f"c={c}", floor, "cpu_ms_per_req"),
+    )
+    added = difference(med("unloaded", "c=1", gw, "p50"), med("unloaded", "c=1", direct, "p50"))
+    floor_added = difference(
+        med("unloaded", "c=1", floor, "p50"), med("unloaded", "c=1", direct, "p50")
+    )
+    off = b.target("gateway")
+    traced = {t.name: t for t in b.targets}
+    key = f"c={c}"
+
+    def tracing_ratio(name: str) -> float | None:
+        return div(med("tracing", key, traced.get(name), "rps"), med("tracing", key, off, "rps"))
+
+    n = min(b.settings.stream_counts)
+    ttft = difference(
+        med("streams", f"n={n}", gw, "ttft_p50"), med("streams", f"n={n}", direct, "ttft_p50")
+    )
+    per_stream = med("memory", f"n={b.settings.memory_streams}", gw, "bytes_per_stream")
+    warm = None if gw is None else gw.memory.get("warm")
+    idle = None if warm is None else warm["workers_kib"] * 1024 / 1e6  # MB, one worker
+    rows = [
+        ("throughput c=32, gateway ÷ floor", _verdict(rps, 0.9, "x", True)),
+        ("CPU per request c=32, gateway ÷ floor", _verdict(cpu, 1.15, "x", False)),
+        ("added p50 at c=1 (gateway - direct)", _verdict(added, 0.2, " ms", False)),
+        ("added p50 at c=1: the floor's own", _verdict(floor_added, 0.2, " ms", False)),
+        ("tracing 100 % (batch): throughput ÷ off", _verdict(tracing_ratio("gateway-traced"),
+                                                           0.9, "x", True)),
+        (f"tracing parent-based {float(SAMPLED_RATIO):.0%}: throughput ÷ off",
+         _verdict(tracing_ratio("gateway-sampled"), 0.97, "x", True)),
+        (f"streams n={n}: TTFT p50 - direct", _verdict(ttft, 2.0, " ms", False)),
+        (f"bytes per open stream (n={b.settings.memory_streams})",
+         _verdict(per_stream, 10_000, " B", False)),
+        ("RSS per worker after warm-up", _verdict(idle, 80, " MB", False)),
+    ]  # fmt: skip
+    return [Row("targets (issue 11)", metric, {"gateway": cell}, False) for metric, cell in rows]
+
+
 SCENARIOS: dict[str, Callable[[Bench], Awaitable[list[Row]]]] = {
     "unloaded": unloaded,
     "throughput": throughput,
@@ -418,4 +480,5 @@ SCENARIOS: dict[str, Callable[[Bench], Awaitable[list[Row]]]] = {
     "memory": memory,
     "workers": workers,
     "tracing": tracing,
+    "targets": targets,
 }

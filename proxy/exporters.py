@@ -10,6 +10,7 @@ import importlib
 import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger("llm_proxy.telemetry")
@@ -107,12 +108,48 @@ SAMPLERS = (
 )
 
 
-def sampler(env: Mapping[str, str]) -> Any:
-    """The sampler `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG` ask for, read from the
-    environment the gateway was configured with (default: parent-based, always on). A bad
-    name or ratio is a warning and the default, never a worker that fails to start."""
-    from opentelemetry.sdk.trace import sampling
+_TRACE_ID_LIMIT = (1 << 64) - 1  # the SDK's ratio sampler reads a trace id's low 64 bits
 
+
+@dataclass(frozen=True)
+class Sampling:
+    """The sampler `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG` name, decided inline.
+
+    The same decisions as the SDK's samplers of those names (`sdk()` builds the SDK's own, for
+    the provider), without a `SamplingResult` and a context lookup per request: a root trace is
+    kept by the root rule (always, never, or when the trace id's low 64 bits fall under the
+    ratio's bound); with `parentbased_*` a caller's trace keeps the caller's decision.
+    """
+
+    name: str = "parentbased_always_on"
+    rate: float = 1.0
+
+    @property
+    def parent_based(self) -> bool:
+        return self.name.startswith("parentbased_")
+
+    @property
+    def bound(self) -> int:
+        if self.name.endswith("always_on"):
+            return _TRACE_ID_LIMIT + 1
+        if self.name.endswith("always_off"):
+            return 0
+        return round(self.rate * (_TRACE_ID_LIMIT + 1))
+
+    def sdk(self) -> Any:
+        from opentelemetry.sdk.trace import sampling
+
+        if self.name.endswith("traceidratio"):
+            root: Any = sampling.TraceIdRatioBased(self.rate)
+        else:
+            root = sampling.ALWAYS_ON if self.name.endswith("always_on") else sampling.ALWAYS_OFF
+        return sampling.ParentBased(root) if self.parent_based else root
+
+
+def sampler(env: Mapping[str, str]) -> Sampling:
+    """The sampling the environment the gateway was configured with asks for (default:
+    parent-based, always on). A bad name or ratio is a warning and the default, never a
+    worker that fails to start."""
     name = env.get("OTEL_TRACES_SAMPLER", "").strip().lower() or "parentbased_always_on"
     if name not in SAMPLERS:
         log.warning(
@@ -120,24 +157,18 @@ def sampler(env: Mapping[str, str]) -> Any:
             name,
             ", ".join(SAMPLERS),
         )
-        name = "parentbased_always_on"
-    if name.endswith("traceidratio"):
-        text = env.get("OTEL_TRACES_SAMPLER_ARG", "").strip() or "1.0"
-        try:
-            rate = float(text)
-            if not 0.0 <= rate <= 1.0:
-                raise ValueError(text)
-        except ValueError:
-            log.warning("OTEL_TRACES_SAMPLER_ARG=%s is not a ratio within 0..1: using 1.0", text)
-            rate = 1.0
-        ratio = sampling.TraceIdRatioBased(rate)
-        return sampling.ParentBased(ratio) if name.startswith("parentbased") else ratio
-    return {
-        "always_on": sampling.ALWAYS_ON,
-        "always_off": sampling.ALWAYS_OFF,
-        "parentbased_always_on": sampling.ParentBased(sampling.ALWAYS_ON),
-        "parentbased_always_off": sampling.ParentBased(sampling.ALWAYS_OFF),
-    }[name]
+        return Sampling()
+    if not name.endswith("traceidratio"):
+        return Sampling(name)
+    text = env.get("OTEL_TRACES_SAMPLER_ARG", "").strip() or "1.0"
+    try:
+        rate = float(text)
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(text)
+    except ValueError:
+        log.warning("OTEL_TRACES_SAMPLER_ARG=%s is not a ratio within 0..1: using 1.0", text)
+        rate = 1.0
+    return Sampling(name, rate)
 
 
 def batched(choice: str, env: Mapping[str, str]) -> bool:

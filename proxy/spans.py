@@ -4,11 +4,13 @@ one shared no-op handle every hook hands back when tracing is off or a span is n
 Attribute names follow the OTel GenAI and HTTP conventions; gateway facts are `llm_proxy.*`.
 """
 
+import contextvars
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Protocol
 
+from proxy.errors import UpstreamFailure
 from proxy.record import RequestRecord
 from proxy.redact import scrub
 
@@ -107,9 +109,17 @@ NO_SPAN = NoSpan()
 NULL: AbstractContextManager[NoSpan] = nullcontext(NO_SPAN)
 
 
+# The span in progress (the request's, or an attempt's inside it): its ids go upstream.
+current: contextvars.ContextVar["Recording | Unsampled | None"] = contextvars.ContextVar(
+    "llm_proxy_span", default=None
+)
+SERVER, CLIENT = 1, 2  # opentelemetry.trace.SpanKind values
+
+
 class Recording:
     """A sampled span, recorded as plain data and handed to the span processor once, whole,
-    when it ends: no per-attribute validation, no locks, no context object per span.
+    when it ends: no per-attribute validation, no locks, no context object per span. It is
+    its own context manager (`with` makes it the current span, and ends it).
 
     Attribute values are the gateway's own (str, bool, int, float, or a tuple of them) and
     `None` is skipped, so the SDK's validation has nothing to catch. `sink` receives the
@@ -120,6 +130,7 @@ class Recording:
         "_first",
         "_handle",
         "_start",
+        "_token",
         "attributes",
         "context",
         "events",
@@ -151,7 +162,7 @@ class Recording:
         self.kind = kind
         self.trace_id = trace_id
         self.span_id = span_id
-        self.parent = parent  # the parent's SpanContext, or None for a root span
+        self.parent = parent  # the parent span, a caller's SpanContext, or None (a root)
         self.trace_state = trace_state
         self.context: Any = None  # its SpanContext, once built (tracing._context_of)
         self.attributes = attributes
@@ -161,13 +172,31 @@ class Recording:
         self._start = time.perf_counter()
         self._handle = handle  # the request's span, for an attempt's first token
         self._first = False
+        self._token: Any = None
 
-    @property
-    def sampled(self) -> bool:
-        return True
+    def __enter__(self) -> "Recording":
+        self._token = current.set(self)
+        return self
 
-    def end(self) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _: Any) -> None:
+        current.reset(self._token)
+        if exc is not None:
+            self.raised(exc)
         self.sink(self, time.time_ns())
+
+    def raised(self, exc: BaseException) -> None:
+        """The span's body raised `exc`: a server span takes its HTTP status; an error that
+        is not the client's (4xx) is named on the span by its type. An upstream failure was
+        already named on its attempt's span where it happened (its kind or status)."""
+        status = getattr(exc, "status", None)
+        if self.kind == SERVER and isinstance(status, int):
+            self.set(status=status)
+        if not isinstance(exc, Exception):
+            return
+        if (self.kind == SERVER and not (isinstance(status, int) and status < 500)) or (
+            self.kind == CLIENT and not isinstance(exc, UpstreamFailure)
+        ):
+            self.fail(type(exc).__name__)
 
     def set(self, attrs: Mapping[str, AttrValue | None] | None = None, /, **short: Any) -> None:
         into = self.attributes
@@ -187,7 +216,10 @@ class Recording:
         self.failed = True
 
     def usage(self, input_tokens: int | None, output_tokens: int | None) -> None:
-        self.set(input_tokens=input_tokens, output_tokens=output_tokens)
+        if input_tokens is not None:
+            self.attributes["gen_ai.usage.input_tokens"] = input_tokens
+        if output_tokens is not None:
+            self.attributes["gen_ai.usage.output_tokens"] = output_tokens
 
     def first_token(self) -> None:
         if self._first:
@@ -201,38 +233,48 @@ class Recording:
 
     def record(self, rec: "RequestRecord") -> None:
         """The finished request's facts, per the HTTP server and GenAI conventions."""
-        self.set(
-            request_id=rec.request_id,
-            operation=OPERATIONS.get(rec.endpoint, rec.endpoint),
-            provider=PROVIDER_NAMES.get(rec.backend_type or "", rec.backend_type),
-            request_model=rec.alias,
-            response_model=rec.provider_model,
-            alias=rec.alias,
-            backend=rec.backend,
-            key_name=rec.key_name,
-            session=None if rec.session is None else scrub(rec.session),
-            attempts=rec.attempts,
-            cache=rec.cache,
-            input_tokens=rec.tokens_in,
-            output_tokens=rec.tokens_out,
-            overhead_ms=rec.overhead_ms,
-            status=rec.status or None,
-        )
+        a = self.attributes
+        a["llm_proxy.request_id"] = rec.request_id
+        a["gen_ai.operation.name"] = OPERATIONS.get(rec.endpoint, rec.endpoint)
+        a["llm_proxy.attempts"] = rec.attempts
+        if rec.backend_type is not None:
+            a["gen_ai.provider.name"] = PROVIDER_NAMES.get(rec.backend_type, rec.backend_type)
+        if rec.alias is not None:
+            a["gen_ai.request.model"] = a["llm_proxy.alias"] = rec.alias
+        for name, value in (
+            ("gen_ai.response.model", rec.provider_model),
+            ("llm_proxy.backend", rec.backend),
+            ("llm_proxy.key_name", rec.key_name),
+            ("llm_proxy.cache", rec.cache),
+            ("gen_ai.usage.input_tokens", rec.tokens_in),
+            ("gen_ai.usage.output_tokens", rec.tokens_out),
+            ("llm_proxy.overhead_ms", rec.overhead_ms),
+        ):
+            if value is not None:
+                a[name] = value
+        if rec.session is not None:
+            a["llm_proxy.session"] = scrub(rec.session)
+        if rec.status:
+            a["http.response.status_code"] = rec.status
         if rec.status >= 500 or rec.status == 0:  # 4xx leaves a server span's status unset
             self.fail(rec.error_type or (str(rec.status) if rec.status else "incomplete"))
 
 
-class Unsampled(NoSpan):
-    """A span the sampler dropped: it records nothing, but its ids still travel upstream
-    (flags 00), so the trace stays whole across services that sample on their own."""
+class Unsampled:
+    """A request the sampler dropped: it records nothing (its `with` gives `NO_SPAN`), but
+    its trace travels upstream (flags 00, a fresh span id per attempt), so the trace stays
+    whole across services that sample on their own."""
 
-    __slots__ = ("span_id", "trace_id", "trace_state")
+    __slots__ = ("_token", "trace_id", "trace_state")
 
-    def __init__(self, trace_id: int, span_id: int, trace_state: Any) -> None:
+    def __init__(self, trace_id: int, trace_state: Any) -> None:
         self.trace_id = trace_id
-        self.span_id = span_id
         self.trace_state = trace_state
+        self._token: Any = None
 
-    @property
-    def sampled(self) -> bool:
-        return False
+    def __enter__(self) -> NoSpan:
+        self._token = current.set(self)
+        return NO_SPAN
+
+    def __exit__(self, *_: object) -> None:
+        current.reset(self._token)

@@ -344,3 +344,81 @@ def test_processes_are_stopped_by_pid(tmp_path: Path) -> None:
         procs.stop_all()
     assert not proc.alive() and proc.popen.returncode is not None
     assert tree_memory(os.getpid())["total_kib"] > 0
+
+
+# --- the floor and the targets (issue 11) --------------------------------------------------
+
+
+async def test_floor_forwards_the_body_and_answers_the_upstreams_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bench import floor
+
+    upstream = await _client(upstreams.fast_app())
+    monkeypatch.setenv(floor.UPSTREAM_ENV, str(upstream.make_url("")))
+    monkeypatch.setattr(floor, "_session", None)
+    sent: list[dict[str, object]] = []
+    body = chat_body("bench")
+    chunks = iter([{"body": body[:10], "more_body": True}, {"body": body[10:]}])
+
+    async def receive() -> dict[str, object]:
+        return next(chunks)
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    try:
+        scope = {"type": "http", "path": "/v1/chat/completions", "method": "POST"}
+        await floor.bare(scope, receive, send)
+    finally:
+        await floor._pool().close()
+        await upstream.close()
+    assert sent[0]["status"] == 200
+    assert msgspec.json.decode(sent[1]["body"])["object"] == "chat.completion"  # type: ignore[arg-type]
+
+
+def test_tree_cpu_counts_this_process() -> None:
+    from bench.procs import tree_cpu_s
+
+    before = tree_cpu_s(os.getpid(), [])
+    deadline = time.process_time() + 0.05
+    while time.process_time() < deadline:
+        pass
+    assert tree_cpu_s(os.getpid(), []) - before >= 0.03
+
+
+def test_verdict_says_met_or_by_how_much() -> None:
+    from bench.scenarios import _verdict
+
+    assert _verdict(0.95, 0.9, "x", True) == "0.95x (target ≥ 0.9x): met"
+    assert _verdict(0.57, 0.9, "x", True) == "0.57x (target ≥ 0.9x): missed by 0.33x"
+    assert _verdict(1.76, 1.15, "x", False) == "1.76x (target ≤ 1.15x): missed by 0.61x"
+    assert _verdict(7434.0, 10_000, " B", False) == "7,434 B (target ≤ 10000 B): met"
+    assert _verdict(None, 1, "x", True) == "not measured in this run"
+
+
+async def test_targets_are_ratios_to_the_floor_from_the_same_runs() -> None:
+    from bench.harness import Target
+    from bench.scenarios import targets
+
+    def target(name: str) -> Target:
+        return Target(name, name, {"json": "u"}, {"json": "m"})
+
+    b = Bench(Settings(), [target("direct"), target("floor"), target("gateway")])
+    for rnd, (floor_rps, gw_rps) in enumerate([(7000.0, 4000.0), (7200.0, 4200.0), (1.0, 1.0)]):
+        b.runs.append(
+            Run("throughput", "c=32", "floor", rnd, {"rps": floor_rps, "cpu_ms_per_req": 0.14})
+        )
+        b.runs.append(
+            Run("throughput", "c=32", "gateway", rnd, {"rps": gw_rps, "cpu_ms_per_req": 0.21})
+        )
+    b.runs.append(Run("unloaded", "c=1", "direct", 0, {"p50": 0.02}))
+    b.runs.append(Run("unloaded", "c=1", "gateway", 0, {"p50": 0.17}))
+    rows = {r.metric: r.cells["gateway"] for r in await targets(b)}
+    # medians: floor 7000, gateway 4000 -> 0.57x; CPU 0.21 / 0.14 = 1.5x
+    assert rows["throughput c=32, gateway ÷ floor"] == "0.57x (target ≥ 0.9x): missed by 0.33x"
+    assert rows["CPU per request c=32, gateway ÷ floor"] == (
+        "1.50x (target ≤ 1.15x): missed by 0.35x"
+    )
+    assert rows["added p50 at c=1 (gateway - direct)"] == "0.15 ms (target ≤ 0.2 ms): met"
+    assert rows["bytes per open stream (n=1000)"] == "not measured in this run"
