@@ -423,8 +423,11 @@ async def targets(b: Bench) -> list[Row]:
     CPU as ratios to the bare-stack floor, added latency, tracing cost, streams, memory."""
     floor, gw, direct = b.target("floor"), b.target("gateway"), b.target("direct")
 
-    def med(scen: str, case: str, t: Target | None, metric: str) -> float | None:
-        return None if t is None else b.medians(scen, case, t.name).get(metric)
+    def med(scen: str, case: str, t: Target | str | None, metric: str) -> float | None:
+        """A median of this run; `t` by name for a variant gateway (stopped by now)."""
+        if t is None:
+            return None
+        return b.medians(scen, case, t if isinstance(t, str) else t.name).get(metric)
 
     def div(a: float | None, c: float | None) -> float | None:
         return ratio(a, c)
@@ -439,12 +442,10 @@ async def targets(b: Bench) -> list[Row]:
     floor_added = difference(
         med("unloaded", "c=1", floor, "p50"), med("unloaded", "c=1", direct, "p50")
     )
-    off = b.target("gateway")
-    traced = {t.name: t for t in b.targets}
     key = f"c={c}"
 
     def tracing_ratio(name: str) -> float | None:
-        return div(med("tracing", key, traced.get(name), "rps"), med("tracing", key, off, "rps"))
+        return div(med("tracing", key, name, "rps"), med("tracing", key, gw, "rps"))
 
     n = min(b.settings.stream_counts)
     ttft = difference(

@@ -166,7 +166,7 @@ class Recording:
         self.trace_state = trace_state
         self.context: Any = None  # its SpanContext, once built (tracing._context_of)
         self.attributes = attributes
-        self.events: list[tuple[str, dict[str, Any], int]] = []
+        self.events: list[tuple[str, dict[str, Any], int]] | None = None  # made on the first
         self.failed = False
         self.start_ns = time.time_ns()
         self._start = time.perf_counter()
@@ -209,6 +209,8 @@ class Recording:
                 into[ATTRIBUTES.get(name) or "llm_proxy." + name] = value
 
     def event(self, name: str, attrs: Mapping[str, AttrValue] | None = None) -> None:
+        if self.events is None:
+            self.events = []
         self.events.append((name, dict(attrs or {}), time.time_ns()))
 
     def fail(self, kind: str) -> None:

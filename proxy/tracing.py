@@ -350,7 +350,7 @@ class _Handoff:
                 _context_of(span.parent) if isinstance(span.parent, Recording) else span.parent,
                 self._resource,
                 span.attributes,
-                [event(n, a, t) for n, a, t in span.events],
+                [event(n, a, t) for n, a, t in span.events] if span.events else (),
                 (),
                 self._kinds[span.kind],
                 status=self._error if span.failed else self._ok,

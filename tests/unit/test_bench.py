@@ -412,6 +412,8 @@ async def test_targets_are_ratios_to_the_floor_from_the_same_runs() -> None:
         b.runs.append(
             Run("throughput", "c=32", "gateway", rnd, {"rps": gw_rps, "cpu_ms_per_req": 0.21})
         )
+    b.runs.append(Run("tracing", "c=32", "gateway", 0, {"rps": 4000.0}))
+    b.runs.append(Run("tracing", "c=32", "gateway-traced", 0, {"rps": 3000.0}))  # stopped
     b.runs.append(Run("unloaded", "c=1", "direct", 0, {"p50": 0.02}))
     b.runs.append(Run("unloaded", "c=1", "gateway", 0, {"p50": 0.17}))
     rows = {r.metric: r.cells["gateway"] for r in await targets(b)}
@@ -421,4 +423,7 @@ async def test_targets_are_ratios_to_the_floor_from_the_same_runs() -> None:
         "1.50x (target ≤ 1.15x): missed by 0.35x"
     )
     assert rows["added p50 at c=1 (gateway - direct)"] == "0.15 ms (target ≤ 0.2 ms): met"
+    assert rows["tracing 100 % (batch): throughput ÷ off"] == (
+        "0.75x (target ≥ 0.9x): missed by 0.15x"
+    )
     assert rows["bytes per open stream (n=1000)"] == "not measured in this run"

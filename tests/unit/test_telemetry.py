@@ -9,16 +9,20 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
-from proxy import errors, telemetry
+from proxy import errors, exporters, telemetry
+from proxy import spans as spans_module
+from proxy import tracing as tracing_module
 from proxy.observe import metrics
 from proxy.routing import TargetKey
 from proxy.telemetry import RequestRecord, tracer
 
 if TYPE_CHECKING:
-    from proxy.tracing import Requested
+    from proxy.spans import Requested
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -324,3 +328,59 @@ def test_off_never_imports_opentelemetry() -> None:
         "assert not loaded and h == [], loaded\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
+
+
+SAMPLER_ENVS = [
+    {"OTEL_TRACES_SAMPLER": name, "OTEL_TRACES_SAMPLER_ARG": arg}
+    for name in exporters.SAMPLERS
+    for arg in ("0", "0.1", "0.5", "1")
+]
+
+
+@given(
+    env=st.sampled_from(SAMPLER_ENVS),
+    trace_id=st.integers(1, 2**128 - 1),
+    parent_sampled=st.none() | st.booleans(),
+)
+@settings(max_examples=300)
+def test_sampling_decides_as_the_sdk_sampler_of_that_name(
+    env: dict[str, str], trace_id: int, parent_sampled: bool | None
+) -> None:
+    """The inline decision (`Tracer.request`) keeps exactly the traces the SDK's own sampler
+    of the same name and ratio keeps, for root traces and for a caller's sampled or dropped
+    trace."""
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+
+    tracer.configure({"LLM_PROXY_TRACING": "memory", **env})
+    ids = tracing_module._ids
+    try:
+        headers: list[tuple[bytes, bytes]] = []
+        context = None
+        if parent_sampled is not None:
+            flags = "01" if parent_sampled else "00"
+            headers = [(b"traceparent", f"00-{trace_id:032x}-{PARENT_ID}-{flags}".encode())]
+            parent = SpanContext(trace_id, int(PARENT_ID, 16), True, TraceFlags(int(flags)))
+            context = set_span_in_context(NonRecordingSpan(parent))
+        else:  # the root trace gets this id
+            ids.getrandbits = lambda bits: trace_id if bits == 128 else 7  # type: ignore[method-assign]
+        with tracer.request("POST", "/v1/chat/completions", headers) as span:
+            kept = span is not spans_module.NO_SPAN
+        sdk = exporters.sampler(env).sdk().should_sample(context, trace_id, "POST /x")
+        assert kept == sdk.decision.is_sampled()
+    finally:
+        tracer.shutdown()
+        vars(ids).pop("getrandbits", None)
+
+
+def test_an_unsampled_request_sends_its_trace_upstream_with_flags_00(spans: Any) -> None:
+    tracer.configure({"LLM_PROXY_TRACING": "memory", "OTEL_TRACES_SAMPLER": "always_off"})
+    sent = failover(INCOMING)
+    ids = set()
+    for out in sent:
+        version, trace, span_id, flags = dict(out)["traceparent"].split("-")
+        assert (version, trace, flags) == ("00", TRACE_ID, "00")
+        assert span_id != PARENT_ID
+        ids.add(span_id)
+        assert dict(out)["tracestate"] == "vendor=abc"
+    assert len(ids) == 2  # one span id per attempt
+    assert tracer.exporter.get_finished_spans() == ()
