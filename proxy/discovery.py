@@ -87,7 +87,8 @@ class Discovery:
         request = listing_request(backend)
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self._timeout)
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
+                cookie_jar=aiohttp.DummyCookieJar(),  # listings carry keys, never cookies
             )
         try:
             async with self._session.get(request.url, headers=list(request.headers)) as resp:

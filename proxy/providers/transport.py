@@ -150,6 +150,9 @@ class HttpTransport:
                 total=None, sock_connect=timeouts.connect, sock_read=timeouts.first_byte
             ),
             raise_for_status=False,
+            # One session serves every client: a cookie one answer set must never ride on
+            # another client's request (aiohttp's default jar would keep and resend it).
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
 
     async def send(self, request: UpstreamRequest) -> UpstreamResponse:

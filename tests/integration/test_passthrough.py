@@ -84,10 +84,13 @@ def gw(
             api_key: az-key-pt-77
             api_version: "2024-06-01"
           heavy: {{type: openai, base_url: "{heavy.url}"}}
+          by-name: {{type: openai, base_url: "http://localhost:{up.port}/v1"}}
           light: {{type: openai, base_url: "{light.url}"}}
         models:
           mapped:
             targets: [{{backend: fake, model: fake-model}}]
+          by-name:
+            targets: [{{backend: by-name, model: fake-model}}]
           fake-model:
             targets: [{{backend: fake}}]
           azm:
@@ -515,3 +518,18 @@ def test_demo_models_list_only_enabled_aliases(demo: httpx.Client) -> None:
     assert "demo" in ids
     assert "gpt-4o-mini" not in ids  # its backend's key is empty: disabled
     assert not any("*" in i for i in ids)
+
+
+def test_an_upstreams_cookie_is_never_sent_back(client: httpx.Client, up: FakeUpstream) -> None:
+    """A shared gateway must not keep what one answer set and hand it to the next client's
+    request: the upstream's `Set-Cookie` goes nowhere, and no request carries a cookie. (The
+    backend is named by host name: a cookie jar ignores cookies from IP addresses.)"""
+    up.script(ok(headers={"set-cookie": "sticky=client-a-session; Path=/"}))
+    n = len(up.requests)
+    first = client.post("/v1/chat/completions", json=chat("by-name"))
+    second = client.post("/v1/chat/completions", json=chat("by-name"))
+    assert first.status_code == second.status_code == 200
+    assert "set-cookie" not in first.headers
+    sent = up.requests[n:]
+    assert len(sent) == 2
+    assert all("cookie" not in r.headers for r in sent)
