@@ -414,7 +414,14 @@ def _verdict(value: float | None, target: float, unit: str, higher_is_better: bo
     shown = f"{value:,.2f}{unit}" if abs(value) < 1000 else f"{value:,.0f}{unit}"
     sign = "≥" if higher_is_better else "≤"
     met = value >= target if higher_is_better else value <= target
-    tail = "met" if met else f"missed by {abs(value - target):,.2f}{unit}"
+    gap = abs(value - target)
+    tail = (
+        "met"
+        if met
+        else f"missed by {gap:,.2f}{unit}"
+        if gap >= 0.005
+        else f"missed by {gap:.3f}{unit}"
+    )
     return f"{shown} (target {sign} {target:g}{unit}): {tail}"
 
 

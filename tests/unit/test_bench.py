@@ -394,6 +394,7 @@ def test_verdict_says_met_or_by_how_much() -> None:
     assert _verdict(0.57, 0.9, "x", True) == "0.57x (target ≥ 0.9x): missed by 0.33x"
     assert _verdict(1.76, 1.15, "x", False) == "1.76x (target ≤ 1.15x): missed by 0.61x"
     assert _verdict(7434.0, 10_000, " B", False) == "7,434 B (target ≤ 10000 B): met"
+    assert _verdict(0.966, 0.97, "x", True) == "0.97x (target ≥ 0.97x): missed by 0.004x"
     assert _verdict(None, 1, "x", True) == "not measured in this run"
 
 
