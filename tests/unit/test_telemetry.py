@@ -1,6 +1,7 @@
 """proxy.telemetry: GenAI-convention spans for a failover, trace context in and out, and
 no OpenTelemetry call at all when tracing is off."""
 
+import asyncio
 import logging
 import subprocess
 import sys
@@ -384,3 +385,22 @@ def test_an_unsampled_request_sends_its_trace_upstream_with_flags_00(spans: Any)
         assert dict(out)["tracestate"] == "vendor=abc"
     assert len(ids) == 2  # one span id per attempt
     assert tracer.exporter.get_finished_spans() == ()
+
+
+def test_batched_spans_reach_the_exporter_whole_by_shutdown() -> None:
+    """Under the batch processor, spans are handed on in batches off the request path; none is
+    lost when the worker stops, even if the loop that would have flushed them is gone."""
+    tracer.configure({"LLM_PROXY_TRACING": "memory", "LLM_PROXY_TRACING_PROCESSOR": "batch"})
+    exporter = tracer.exporter
+
+    async def serve(first: int) -> None:
+        for i in range(first, first + 3):
+            with tracer.request("POST", f"/r{i}") as span:
+                span.set(status=200)
+
+    asyncio.run(serve(0))
+    asyncio.run(serve(3))  # a new loop: the first one's flush timer never ran
+    tracer.shutdown()
+    finished = exporter.get_finished_spans()
+    assert [s.name for s in finished] == [f"POST /r{i}" for i in range(6)]
+    assert all((s.attributes or {})["http.response.status_code"] == 200 for s in finished)
