@@ -14,7 +14,9 @@ import asyncio
 import concurrent.futures
 import itertools
 import os
+import random
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -71,6 +73,24 @@ ORDER BY day, key, alias, backend
 """
 
 
+def _setup(db: sqlite3.Connection, within: float = SETUP_TIMEOUT) -> None:
+    """WAL mode and the schema, retried while another process holds the file: switching a
+    fresh file to WAL answers "database is locked" at once, without waiting on the busy
+    timeout, when two workers open it in the same instant (seen in CI)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")  # WAL: a crash loses no committed state
+            db.executescript(_SCHEMA)
+            return
+        except sqlite3.OperationalError as exc:
+            busy = "locked" in str(exc) or "busy" in str(exc)
+            if not busy or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005 + random.random() * 0.02)  # in a thread: workers start unevenly
+
+
 class SqliteFile:
     """The blocking operations on one file; one instance per thread."""
 
@@ -79,9 +99,7 @@ class SqliteFile:
         self.db = sqlite3.connect(
             path, timeout=SETUP_TIMEOUT, isolation_level=None, check_same_thread=False
         )
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")  # WAL: a crash loses no committed state
-        self.db.executescript(_SCHEMA)
+        _setup(self.db)
         self.db.execute(f"PRAGMA busy_timeout = {max(1, round(timeout * 1000))}")
         self._ids = itertools.count()
         self._prefix = f"{os.getpid()}-"

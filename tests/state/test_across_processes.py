@@ -1,8 +1,11 @@
 """Limits are exact across processes: two workers on one SQLite file, two instances on Redis."""
 
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from proxy.state.sqlite import FILE_NAME
 from tests.conftest import REPO
@@ -78,3 +81,38 @@ async def test_a_burst_larger_than_the_redis_pool_waits_for_connections(
         assert sum(v.allowed for v in verdicts) == 100
     finally:
         await store.close()
+
+
+class _Racing:
+    """A connection whose first `locked` statements fail as a fresh file does when another
+    worker is switching it to WAL in the same instant."""
+
+    def __init__(self, db: sqlite3.Connection, locked: int, message: str) -> None:
+        self.db, self.locked, self.message = db, locked, message
+        self.tries = 0
+
+    def execute(self, sql: str) -> object:
+        if sql.startswith("PRAGMA journal_mode"):
+            self.tries += 1
+            if self.tries <= self.locked:
+                raise sqlite3.OperationalError(self.message)
+        return self.db.execute(sql)
+
+    def executescript(self, sql: str) -> object:
+        return self.db.executescript(sql)
+
+
+def test_a_state_file_locked_at_setup_is_retried_not_fatal(tmp_path: Path) -> None:
+    from proxy.state.sqlite import _setup
+
+    db = sqlite3.connect(tmp_path / "state.sqlite3", isolation_level=None)
+    racing = _Racing(db, 3, "database is locked")
+    _setup(racing, within=5)  # type: ignore[arg-type]
+    assert racing.tries == 4
+    assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert db.execute("SELECT count(*) FROM ledger").fetchone() == (0,)
+
+    with pytest.raises(sqlite3.OperationalError, match="locked"):  # bounded: it gives up
+        _setup(_Racing(db, 10**6, "database is locked"), within=0.05)  # type: ignore[arg-type]
+    with pytest.raises(sqlite3.OperationalError, match="malformed"):  # not a lock: at once
+        _setup(_Racing(db, 1, "database disk image is malformed"), within=5)  # type: ignore[arg-type]
