@@ -15,7 +15,7 @@ import asyncio
 import logging
 import os
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 
 
 __all__ = ["FIRST_TOKEN", "TTFT_ATTRIBUTE", "AttemptSpan", "RequestSpan", "Tracer", "tracer"]
+
+Headers = Sequence[tuple[bytes, bytes]] | Mapping[bytes, bytes]
 
 # The logger keeps its pre-split name, so log configuration and filters still match.
 log = logging.getLogger("llm_proxy.telemetry")
@@ -130,12 +132,13 @@ class Tracer:
         self,
         method: str,
         route: str,
-        headers: Sequence[tuple[bytes, bytes]] | None = None,
+        headers: Headers | None = None,
         *,
         scheme: str = "http",
         request_id: str | None = None,
     ) -> AbstractContextManager[RequestSpan]:
-        """The server span; continues the caller's trace from `headers` (ASGI raw headers)."""
+        """The server span; continues the caller's trace from `headers` (ASGI raw headers,
+        or the request's headers as a dict: then only the propagator's fields are looked up)."""
         finish = self._finish
         if finish is None:
             return NULL
@@ -163,11 +166,15 @@ class Tracer:
         span_id = _ids.getrandbits(64) or 1
         return Recording(finish, name, SERVER, trace_id, span_id, parent, state, attrs)
 
-    def _extract(self, headers: Sequence[tuple[bytes, bytes]]) -> Any:
+    def _extract(self, headers: Headers) -> Any:
         """The caller's span context, when its headers carry a valid one."""
         assert self._propagator is not None
         fields = self._fields
-        carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers if k in fields}
+        if isinstance(headers, Mapping):
+            pairs: Iterable[tuple[bytes, bytes]] = [(k, headers[k]) for k in fields if k in headers]
+        else:
+            pairs = [(k, v) for k, v in headers if k in fields]
+        carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in pairs}
         if not carrier:
             return None
         from opentelemetry.trace import get_current_span

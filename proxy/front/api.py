@@ -102,7 +102,7 @@ class Api:
         runtime = self.runtime
         assert runtime is not None, "lifespan did not run"
         snapshot = runtime.snapshot
-        with tracer.request("POST", scope["path"], scope["headers"], request_id=request_id) as span:
+        with tracer.request("POST", scope["path"], headers, request_id=request_id) as span:
             gate = runtime.gate  # settings.max_concurrent, per worker
             try:
                 if not gate.enter_now():

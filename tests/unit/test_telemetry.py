@@ -404,3 +404,12 @@ def test_batched_spans_reach_the_exporter_whole_by_shutdown() -> None:
     finished = exporter.get_finished_spans()
     assert [s.name for s in finished] == [f"POST /r{i}" for i in range(6)]
     assert all((s.attributes or {})["http.response.status_code"] == 200 for s in finished)
+
+
+def test_a_header_dict_continues_the_trace_as_the_raw_list_does(spans: Any) -> None:
+    with tracer.request("POST", "/v1/chat/completions", dict(INCOMING)):
+        pass
+    [server] = spans.get_finished_spans()
+    assert format(server.context.trace_id, "032x") == TRACE_ID
+    assert server.parent is not None and format(server.parent.span_id, "016x") == PARENT_ID
+    assert str(server.context.trace_state.to_header()) == "vendor=abc"
