@@ -60,8 +60,8 @@ class Gate:
         finally:
             self.leave()
 
-    def enter_now(self) -> bool:
-        """Take a slot if one is free with nobody queued ahead: True. False: `enter()`."""
+    def _take(self) -> bool:
+        """Take a slot if one is free with nobody queued ahead: True. False: queue for one."""
         if self.limit is None:
             self.in_flight += 1
             return True
@@ -75,7 +75,7 @@ class Gate:
     async def enter(self) -> None:
         """Take a slot, queueing up to `queue_timeout` for one; Overloaded when none comes.
         Every `enter()` that returns is paired with one `leave()`."""
-        if self.enter_now():
+        if self._take():
             return
         await self._wait()
         self.admitted += 1

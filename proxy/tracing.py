@@ -102,15 +102,14 @@ class Tracer:
         )
         if choice == "memory":
             self.exporter = exporter
+        batched = exporters.batched(choice, env)
         processor: SpanProcessor = (
-            BatchSpanProcessor(exporter)
-            if exporters.batched(choice, env)
-            else SimpleSpanProcessor(exporter)
+            BatchSpanProcessor(exporter) if batched else SimpleSpanProcessor(exporter)
         )
         provider.add_span_processor(processor)  # shut down (and flushed) with the provider
         self._provider = provider
         self._sampling, self._bound = sampling, sampling.bound
-        self._handoff = _Handoff(processor, provider.resource, exporters.batched(choice, env))
+        self._handoff = _Handoff(processor, provider.resource, batched)
         self._finish = self._handoff.finish
         global _otel
         _otel = _otel or _OTel()
@@ -261,7 +260,7 @@ class Tracer:
             from opentelemetry.trace import NonRecordingSpan, set_span_in_context
 
             carrier = {}
-            context = _span_context(span.trace_id, span_id, flags, span.trace_state, False)
+            context = _span_context(span.trace_id, span_id, flags, span.trace_state)
             self._propagator.inject(carrier, set_span_in_context(NonRecordingSpan(context)))
         if not carrier:
             return
@@ -276,14 +275,15 @@ _LOW64 = (1 << 64) - 1  # the ratio sampler reads a trace id's low 64 bits
 _ids = random.Random()  # span and trace ids, as the SDK's RandomIdGenerator draws them
 
 
-def _span_context(trace_id: int, span_id: int, flags: int, state: Any, remote: bool) -> Any:
-    return _otel.SpanContext(trace_id, span_id, remote, _otel.flags[flags], state)
+def _span_context(trace_id: int, span_id: int, flags: int, state: Any) -> Any:
+    """One of our own spans' SpanContext (never remote)."""
+    return _otel.SpanContext(trace_id, span_id, False, _otel.flags[flags], state)
 
 
 def _context_of(span: Recording) -> Any:
     """The span's own SpanContext, built once (an attempt's parent, then its export)."""
     if span.context is None:
-        span.context = _span_context(span.trace_id, span.span_id, 1, span.trace_state, False)
+        span.context = _span_context(span.trace_id, span.span_id, 1, span.trace_state)
     return span.context
 
 

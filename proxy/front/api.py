@@ -105,8 +105,7 @@ class Api:
         with tracer.request("POST", scope["path"], headers, request_id=request_id) as span:
             gate = runtime.gate  # settings.max_concurrent, per worker
             try:
-                if not gate.enter_now():
-                    await gate.enter()
+                await gate.enter()
                 try:
                     await self._serve(scope, receive, ex, endpoint, headers, runtime, t0)
                 finally:
