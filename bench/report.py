@@ -158,7 +158,8 @@ def _escape(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
-def _number(value: Cell) -> float | None:
+def number(value: Cell) -> float | None:
+    """A cell's number, or None for a word, an error or nothing."""
     return value if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
@@ -177,12 +178,12 @@ def render_table(rows: Sequence[Row], columns: Sequence[str] = ("direct", "gatew
             cells.append(_escape(row.error)[:300])
             cells.extend([""] * (len(header) - 3))
         else:
-            direct = _number(row.cells.get("direct"))
+            direct = number(row.cells.get("direct"))
             for col in columns:
                 value = row.cells.get(col)
                 cells.append(_escape(format_cell(value, row.digits)))
                 if col != "direct":
-                    shown = ratio(_number(value), direct) if row.show_ratio else None
+                    shown = ratio(number(value), direct) if row.show_ratio else None
                     cells.append(format_ratio(shown) if row.show_ratio else "")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -7,12 +7,13 @@ that never succeeded (Bench.error_rows), so nothing attempted goes missing.
 import asyncio
 import itertools
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 
 from bench.harness import Bench, Case, RunError, Target, check_errors, load
 from bench.load import Pace, chat_body, closed_loop, paced, streams
 from bench.procs import descendants, tree_memory
-from bench.report import Cell, Row, difference, ratio
+from bench.report import Cell, Row, difference, number
+from bench.targets import targets
+from bench.variants import tracing, workers
 
 OVERHEAD_HEADER = "x-proxy-overhead-ms"
 _tags = itertools.count()
@@ -28,20 +29,16 @@ def _with_floors(b: Bench) -> list[Target]:
     return [t for t in b.targets if t.name in ("direct", "floor", "litestar", "gateway", "compare")]
 
 
-def _num(value: Cell) -> float | None:
-    return value if isinstance(value, float) else None
-
-
 def _vs_direct(
     b: Bench, scen: str, case: str, metric: str, targets: list[Target]
 ) -> dict[str, Cell]:
     """X - direct for every non-direct target: the milliseconds a gateway adds."""
-    direct = _num(b.cell(scen, case, b.target("direct"), metric))
+    direct = number(b.cell(scen, case, b.target("direct"), metric))
     out: dict[str, Cell] = {"direct": None}
     for t in targets:
         if t.column != "direct":
             value = b.cell(scen, case, t, metric)
-            out[t.column] = "ERROR" if value == "ERROR" else difference(_num(value), direct)
+            out[t.column] = "ERROR" if value == "ERROR" else difference(number(value), direct)
     return out
 
 
@@ -160,7 +157,7 @@ async def stream_scenario(b: Bench) -> list[Row]:
                 False,
             )
         )
-        late = _num(b.cell(scen, key, b.target("direct"), "late_p99"))
+        late = number(b.cell(scen, key, b.target("direct"), "late_p99"))
         if late is not None and late > max(5 * s.gap_ms, 25.0):
             b.notes.append(
                 f"streams n={n}: even direct, events arrive {late:.0f} ms (p99) after the "
@@ -188,7 +185,9 @@ async def overhead(b: Bench) -> list[Row]:
         added = _vs_direct(b, scen, "c=1", m, targets)
         rows.append(Row(label, f"measured added {m} ms", added, False))
         rest = {
-            k: difference(_num(added.get(k)), _num(v)) for k, v in header.items() if k != "direct"
+            k: difference(number(added.get(k)), number(v))
+            for k, v in header.items()
+            if k != "direct"
         }
         rows.append(Row(label, f"added - header {m} ms (outside the gateway's clock)", rest, False))
     gw = b.target("gateway")
@@ -317,165 +316,6 @@ async def memory(b: Bench) -> list[Row]:
         Row("memory", "streams open at once (max)", {"gateway": med.get("max_open")}, False, 0),
     ]
     return rows + rows_floor + b.error_rows(scen)
-
-
-@dataclass(frozen=True)
-class Variant:
-    """A second gateway, started differently: its name, workers, environment and title."""
-
-    name: str
-    workers: int
-    env: Mapping[str, str]
-    title: str
-
-
-async def _variants(
-    b: Bench, scen: str, base_title: str, variants: list[Variant], connections: int
-) -> list[Row]:
-    """The default gateway against gateways started differently, same load, same rounds."""
-    assert b.start_gateway is not None and b.stop_gateway is not None
-    s = b.settings
-    direct, base = b.target("direct"), b.target("gateway")
-    started: list[Target] = []
-    try:
-        for v in variants:
-            started.append(await b.start_gateway(v.name, v.workers, v.env))
-        c = connections
-        targets = [t for t in (direct, base, *started) if t is not None]
-        await b.play(
-            scen, [Case(f"c={c}", "json", lambda t: load(b, t, "json", c, s.duration_s))], targets
-        )
-        key, rows = f"c={c}", []
-        titled = [
-            (base_title, base),
-            *((v.title, t) for v, t in zip(variants, started, strict=True)),
-        ]
-        for title, t in titled:
-            pair = [x for x in (direct, t) if x is not None]
-            for metric, unit in (("rps", "req/s"), ("p50", "p50 ms"), ("p99", "p99 ms")):
-                rows.append(Row(f"{title} c={c}", unit, b.cells(scen, key, metric, pair)))
-            cpu = b.cells(scen, key, "cpu_ms_per_req", pair)
-            rows.append(Row(f"{title} c={c}", "CPU ms per request", cpu, False, 3))
-        g1 = _num(b.cell(scen, key, base, "rps"))
-        for v, t in zip(variants, started, strict=True):
-            g2 = _num(b.cell(scen, key, t, "rps"))
-            rows.append(
-                Row(f"{v.title} ÷ {base_title}", "req/s ratio", {"gateway": ratio(g2, g1)}, False)
-            )
-            start = t.memory.get("start")
-            if start is not None:
-                after_start = start["total_kib"] / MIB
-                rows.append(
-                    Row(v.title, "RSS after start MiB (all)", {"gateway": after_start}, False, 1)
-                )
-            if t.pid is not None:
-                end = tree_memory(t.pid)
-                after: Cell = end["total_kib"] / MIB if end["main_kib"] else "process gone"
-                rows.append(
-                    Row(v.title, "RSS after its runs MiB (all)", {"gateway": after}, False, 1)
-                )
-    finally:
-        for t in started:
-            b.stop_gateway(t)
-    return rows + b.error_rows(scen)
-
-
-async def workers(b: Bench) -> list[Row]:
-    w2 = Variant("gateway-w2", 2, {}, "workers=2")
-    return await _variants(b, "workers", "workers=1", [w2], b.settings.scaling_connections)
-
-
-# Spans go through a batch processor, as in production; the exporter keeps them in memory so
-# the run measures the gateway's span work, not a collector's network.
-TRACED = {"LLM_PROXY_TRACING": "memory", "LLM_PROXY_TRACING_PROCESSOR": "batch"}
-SAMPLED_RATIO = "0.1"  # the production setting README.md documents
-
-
-async def tracing(b: Bench) -> list[Row]:
-    every = Variant(
-        "gateway-traced", 1, {**TRACED, "OTEL_TRACES_SAMPLER": "always_on"}, "tracing, 100 %"
-    )
-    sampled = Variant(
-        "gateway-sampled",
-        1,
-        {
-            **TRACED,
-            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
-            "OTEL_TRACES_SAMPLER_ARG": SAMPLED_RATIO,
-        },
-        f"tracing, parent-based {float(SAMPLED_RATIO):.0%}",
-    )
-    return await _variants(b, "tracing", "tracing off", [every, sampled], b.settings.connections[0])
-
-
-def _verdict(value: float | None, target: float, unit: str, higher_is_better: bool) -> Cell:
-    if value is None:
-        return "not measured in this run"
-    shown = f"{value:,.2f}{unit}" if abs(value) < 1000 else f"{value:,.0f}{unit}"
-    sign = "≥" if higher_is_better else "≤"
-    met = value >= target if higher_is_better else value <= target
-    gap = abs(value - target)
-    tail = (
-        "met"
-        if met
-        else f"missed by {gap:,.2f}{unit}"
-        if gap >= 0.005
-        else f"missed by {gap:.3f}{unit}"
-    )
-    return f"{shown} (target {sign} {target:g}{unit}): {tail}"
-
-
-async def targets(b: Bench) -> list[Row]:
-    """The gateway against its targets (issue 11), from this run's medians: throughput and
-    CPU as ratios to the bare-stack floor, added latency, tracing cost, streams, memory."""
-    floor, gw, direct = b.target("floor"), b.target("gateway"), b.target("direct")
-
-    def med(scen: str, case: str, t: Target | str | None, metric: str) -> float | None:
-        """A median of this run; `t` by name for a variant gateway (stopped by now)."""
-        if t is None:
-            return None
-        return b.medians(scen, case, t if isinstance(t, str) else t.name).get(metric)
-
-    def div(a: float | None, c: float | None) -> float | None:
-        return ratio(a, c)
-
-    c = b.settings.connections[0]
-    rps = div(med("throughput", f"c={c}", gw, "rps"), med("throughput", f"c={c}", floor, "rps"))
-    cpu = div(
-        med("throughput", f"c={c}", gw, "cpu_ms_per_req"),
-        med("throughput", f"c={c}", floor, "cpu_ms_per_req"),
-    )
-    added = difference(med("unloaded", "c=1", gw, "p50"), med("unloaded", "c=1", direct, "p50"))
-    floor_added = difference(
-        med("unloaded", "c=1", floor, "p50"), med("unloaded", "c=1", direct, "p50")
-    )
-    key = f"c={c}"
-
-    def tracing_ratio(name: str) -> float | None:
-        return div(med("tracing", key, name, "rps"), med("tracing", key, gw, "rps"))
-
-    n = min(b.settings.stream_counts)
-    ttft = difference(
-        med("streams", f"n={n}", gw, "ttft_p50"), med("streams", f"n={n}", direct, "ttft_p50")
-    )
-    per_stream = med("memory", f"n={b.settings.memory_streams}", gw, "bytes_per_stream")
-    warm = None if gw is None else gw.memory.get("warm")
-    idle = None if warm is None else warm["workers_kib"] * 1024 / 1e6  # MB, one worker
-    rows = [
-        ("throughput c=32, gateway ÷ floor", _verdict(rps, 0.9, "x", True)),
-        ("CPU per request c=32, gateway ÷ floor", _verdict(cpu, 1.15, "x", False)),
-        ("added p50 at c=1 (gateway - direct)", _verdict(added, 0.2, " ms", False)),
-        ("added p50 at c=1: the floor's own", _verdict(floor_added, 0.2, " ms", False)),
-        ("tracing 100 % (batch): throughput ÷ off", _verdict(tracing_ratio("gateway-traced"),
-                                                           0.9, "x", True)),
-        (f"tracing parent-based {float(SAMPLED_RATIO):.0%}: throughput ÷ off",
-         _verdict(tracing_ratio("gateway-sampled"), 0.97, "x", True)),
-        (f"streams n={n}: TTFT p50 - direct", _verdict(ttft, 2.0, " ms", False)),
-        (f"bytes per open stream (n={b.settings.memory_streams})",
-         _verdict(per_stream, 10_000, " B", False)),
-        ("RSS per worker after warm-up", _verdict(idle, 80, " MB", False)),
-    ]  # fmt: skip
-    return [Row("targets (issue 11)", metric, {"gateway": cell}, False) for metric, cell in rows]
 
 
 SCENARIOS: dict[str, Callable[[Bench], Awaitable[list[Row]]]] = {

@@ -388,7 +388,7 @@ def test_tree_cpu_counts_this_process() -> None:
 
 
 def test_verdict_says_met_or_by_how_much() -> None:
-    from bench.scenarios import _verdict
+    from bench.targets import _verdict
 
     assert _verdict(0.95, 0.9, "x", True) == "0.95x (target ≥ 0.9x): met"
     assert _verdict(0.57, 0.9, "x", True) == "0.57x (target ≥ 0.9x): missed by 0.33x"
@@ -400,7 +400,7 @@ def test_verdict_says_met_or_by_how_much() -> None:
 
 async def test_targets_are_ratios_to_the_floor_from_the_same_runs() -> None:
     from bench.harness import Target
-    from bench.scenarios import targets
+    from bench.targets import targets
 
     def target(name: str) -> Target:
         return Target(name, name, {"json": "u"}, {"json": "m"})
